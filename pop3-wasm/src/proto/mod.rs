@@ -1,0 +1,49 @@
+//! The sans-IO POP3 core: no sockets, no clock, no wasm-bindgen.
+//!
+//! ```text
+//!            enqueue(Command)                 take_output() ──► bytes to the server
+//!   caller ─────────────────► Session ──────►
+//!            poll_event()  ◄──         ◄────── feed(bytes)  ◄── bytes from the server
+//! ```
+//!
+//! The caller (the wasm transport, or a test) moves bytes and time; the core
+//! frames commands, matches replies to them (pipelined or in lockstep),
+//! unstuffs multi-line bodies byte-exactly, tracks the RFC 1939 states and
+//! drives SASL exchanges. Incomplete input is never an error: the core waits
+//! for more.
+
+mod capability;
+mod command;
+mod deviation;
+mod error;
+mod multiline;
+mod response;
+mod sasl;
+mod secret;
+mod session;
+mod state;
+
+pub use capability::{Capabilities, Expire};
+pub use command::{Command, MAX_COMMAND_OCTETS, MsgNum};
+pub use deviation::Deviation;
+pub use error::{Error, ServerReply};
+pub use multiline::BodyDecoder;
+pub use response::{
+    Status, apop_timestamp, parse_list, parse_list_entry, parse_stat, parse_uidl, parse_uidl_entry,
+};
+pub use sasl::{Mechanism, Plain, SaslError};
+pub use secret::{REDACTED, Secret};
+pub use session::{
+    CommandId, Direction, Event, Greeting, Options, Response, Session, TranscriptLine,
+};
+pub use state::State;
+
+/// RFC 1939 § 7: the APOP digest, lowercase hex MD5 of timestamp + secret.
+pub fn apop_digest(timestamp: &str, password: &Secret<String>) -> Secret<String> {
+    use md5::{Digest, Md5};
+    let mut h = Md5::new();
+    h.update(timestamp.as_bytes());
+    h.update(password.expose().as_bytes());
+    let digest = h.finalize();
+    Secret::new(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
