@@ -1,0 +1,29 @@
+//! ws-bridge: relays each WebSocket session to one POP3 server.
+//!
+//! ```text
+//!  client (wasm)                ws-bridge                                POP3 server
+//!  ─────────────  WebSocket     ───────────────────────────────────────  TCP / TLS
+//!  TEXT  connect ──────────────► policy::check ─► upstream::connect_tcp ──►
+//!                ◄── connected ─ (implicit: TLS handshake, verified)
+//!  BINARY bytes  ◄────────────► relay (both directions at once) ◄────────►  POP3
+//!  TEXT  stls    ──────────────► STLS\r\n, +OK line forwarded, rest dropped,
+//!                ◄──── tls ───── TLS handshake, relay resumes over TLS
+//!  TEXT  error + close 44xx/45xx on any failure
+//! ```
+//!
+//! * [`config`]: settings and the checked configuration.
+//! * [`policy`]: the allowlist and the address guard (SSRF defence).
+//! * [`wire`]: the session wire format v1 (control messages, error codes).
+//! * [`upstream`]: TCP, TLS and the STLS exchange.
+//! * [`relay`]: one session, from connect to close.
+//! * [`http`]: routes and [`serve`].
+
+pub mod config;
+pub mod http;
+pub mod policy;
+pub mod relay;
+pub mod upstream;
+pub mod wire;
+
+pub use config::{Config, ConfigError, Settings, Timeouts};
+pub use http::{router, serve};

@@ -1,0 +1,429 @@
+//! One WebSocket session: the connect handshake, the byte relay in both
+//! directions, and the STLS upgrade in the middle of it.
+//!
+//! ```text
+//!  WebSocket rx ──BINARY──► write_all ──► upstream      (ws_to_upstream)
+//!  WebSocket tx ◄─BINARY─── read 16 KiB ◄── upstream    (upstream_to_ws)
+//! ```
+//!
+//! Both directions run concurrently in one task, so neither can stall the
+//! other, and each awaits its write before reading more, so nothing is
+//! buffered without bound. On `{"type":"stls"}` the client-side direction
+//! asks the upstream-side one to stop at its next read (never in the middle
+//! of forwarding a chunk), takes the upstream stream back whole, runs the
+//! STLS exchange and the handshake, and starts a new relay phase over TLS.
+
+use std::{
+    net::SocketAddr,
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::Bytes,
+    extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
+};
+use futures_util::{
+    SinkExt, StreamExt,
+    stream::{SplitSink, SplitStream},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    sync::Notify,
+};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::{
+    config::{Config, UPSTREAM_CHUNK},
+    policy::{Host, Refusal},
+    upstream::{self, StlsReply, Upstream},
+    wire::{ClientMessage, ErrorCode, ServerMessage, TlsMode, VERSION},
+};
+
+type WsTx = SplitSink<WebSocket, Message>;
+type WsRx = SplitStream<WebSocket>;
+
+/// How long to wait for the client's close frame after sending ours.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// A session-ending error: told to the client, then the socket is closed
+/// with the code's close code.
+#[derive(Debug)]
+struct Failure {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Failure { code, message: message.into() }
+    }
+
+    fn protocol(message: impl Into<String>) -> Self {
+        Failure::new(ErrorCode::ProtocolError, message)
+    }
+}
+
+/// How a session ended without a [`Failure`].
+#[derive(Debug)]
+enum End {
+    /// The server closed (or failed); the client gets a close frame.
+    UpstreamClosed { error: bool },
+    /// The client closed or went away.
+    ClientClosed,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// Client → server bytes.
+    up: AtomicU64,
+    /// Server → client bytes.
+    down: AtomicU64,
+}
+
+/// Runs one session to its end and logs its summary. Never logs relayed
+/// bytes, tokens or anything else the client sent besides the target.
+pub async fn run(socket: WebSocket, config: &Config, peer: SocketAddr, id: u64) {
+    let span = info_span!(
+        "session",
+        id,
+        client = %peer,
+        dest = tracing::field::Empty,
+        tls = tracing::field::Empty
+    );
+    async move {
+        let started = Instant::now();
+        let (mut tx, mut rx) = socket.split();
+        let counters = Counters::default();
+        let result = session(&mut tx, &mut rx, config, &counters).await;
+        let reason = match result {
+            Ok(End::ClientClosed) => {
+                let _ = tx.close().await;
+                "client closed".to_string()
+            }
+            Ok(End::UpstreamClosed { error }) => {
+                let (code, why) = if error { (1011, "upstream error") } else { (1000, "upstream closed") };
+                close(&mut tx, &mut rx, code, why).await;
+                why.to_string()
+            }
+            Err(failure) => {
+                let json =
+                    ServerMessage::Error { code: failure.code.as_str(), message: &failure.message }.to_json();
+                if tx.send(Message::Text(json.into())).await.is_ok() {
+                    close(&mut tx, &mut rx, failure.code.close_code(), failure.code.as_str()).await;
+                }
+                format!("{}: {}", failure.code.as_str(), failure.message)
+            }
+        };
+        info!(
+            bytes_up = counters.up.load(Ordering::Relaxed),
+            bytes_down = counters.down.load(Ordering::Relaxed),
+            duration_ms = started.elapsed().as_millis() as u64,
+            reason,
+            "session closed"
+        );
+    }
+    .instrument(span)
+    .await
+}
+
+/// Sends a close frame and waits briefly for the client's answer, so the
+/// client sees a clean close rather than a reset.
+async fn close(tx: &mut WsTx, rx: &mut WsRx, code: u16, reason: &str) {
+    let frame = CloseFrame { code, reason: Utf8Bytes::from(reason.to_string()) };
+    if tx.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, async { while let Some(Ok(_)) = rx.next().await {} }).await;
+}
+
+async fn session(tx: &mut WsTx, rx: &mut WsRx, config: &Config, counters: &Counters) -> Result<End, Failure> {
+    // 1. The connect message.
+    let first = tokio::time::timeout(config.timeouts.first_message, next_control(rx)).await;
+    let text = match first {
+        Err(_) => return Err(Failure::protocol("no connect message in time")),
+        Ok(None) => return Ok(End::ClientClosed),
+        Ok(Some(Err(failure))) => return Err(failure),
+        Ok(Some(Ok(text))) => text,
+    };
+    let connect = match ClientMessage::parse(&text) {
+        Ok(ClientMessage::Connect(c)) => c,
+        Ok(_) => return Err(Failure::protocol("the first message must be connect")),
+        Err(_) => return Err(Failure::protocol("malformed connect message")),
+    };
+    if connect.v != VERSION {
+        return Err(Failure::protocol(format!("unsupported wire format version {}", connect.v)));
+    }
+    // The host is the client's text: escaped and cut short for the log.
+    let dest = format!("{}:{}", connect.host.chars().take(260).collect::<String>(), connect.port);
+    let span = tracing::Span::current();
+    span.record("dest", tracing::field::display(dest.escape_debug()));
+    span.record("tls", tracing::field::display(connect.tls));
+    info!("session opened");
+
+    // 2. Policy, then TCP to an address the policy checked.
+    let addrs = match config.policy.check(&connect.host, connect.port).await {
+        Ok(addrs) => addrs,
+        Err(Refusal::Denied(why)) => {
+            info!(why = %why.escape_debug(), "denied");
+            return Err(Failure::new(ErrorCode::BridgeRejected, "not allowed"));
+        }
+        Err(Refusal::ResolveFailed(why)) => {
+            info!(why = %why.escape_debug(), "resolution failed");
+            return Err(Failure::new(ErrorCode::ConnectFailed, "host name did not resolve"));
+        }
+    };
+    let Some(host) = Host::parse(&connect.host) else {
+        // Unreachable: the policy only accepts hosts that parse.
+        return Err(Failure::new(ErrorCode::BridgeRejected, "not allowed"));
+    };
+    let tcp = upstream::connect_tcp(&addrs, config.timeouts.connect).await.map_err(|why| {
+        info!(why, "connect failed");
+        Failure::new(ErrorCode::ConnectFailed, why)
+    })?;
+    if let Ok(addr) = tcp.peer_addr() {
+        debug!(upstream = %addr, "connected");
+    }
+
+    // 3. Implicit TLS, then tell the client.
+    let mut upstream = if connect.tls == TlsMode::Implicit {
+        let (stream, info) = handshake(config, &host, tcp).await?;
+        send_text(tx, &ServerMessage::Connected { tls: Some(&info) }).await;
+        Upstream::Tls(Box::new(stream))
+    } else {
+        send_text(tx, &ServerMessage::Connected { tls: None }).await;
+        Upstream::Plain(tcp)
+    };
+
+    // 4. Relay, with STLS in between phases.
+    loop {
+        match relay_phase(tx, rx, upstream, counters).await {
+            Phase::Done(end) => return Ok(end),
+            Phase::Failed(failure) => return Err(failure),
+            Phase::Stls(Upstream::Tls(_)) => {
+                return Err(Failure::protocol("stls on a session that already uses TLS"));
+            }
+            Phase::Stls(Upstream::Plain(tcp)) => match starttls(tx, config, &host, tcp, counters).await? {
+                Upgraded::Tls(stream) => upstream = stream,
+                Upgraded::Refused(stream) => upstream = stream,
+                Upgraded::Closed => return Ok(End::UpstreamClosed { error: false }),
+            },
+        }
+    }
+}
+
+/// The next TEXT message; pings and pongs are skipped (tungstenite answers
+/// pings itself). `None` when the client closed.
+async fn next_control(rx: &mut WsRx) -> Option<Result<String, Failure>> {
+    loop {
+        return match rx.next().await? {
+            Ok(Message::Text(text)) => Some(Ok(text.as_str().to_string())),
+            Ok(Message::Binary(_)) => {
+                Some(Err(Failure::protocol("expected a connect message before any data")))
+            }
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(Message::Close(_)) | Err(_) => None,
+        };
+    }
+}
+
+async fn send_text(tx: &mut WsTx, msg: &ServerMessage<'_>) {
+    // If the client is gone the next read notices; nothing to report to it.
+    let _ = tx.send(Message::Text(msg.to_json().into())).await;
+}
+
+async fn handshake(
+    config: &Config,
+    host: &Host,
+    tcp: tokio::net::TcpStream,
+) -> Result<(tokio_rustls::client::TlsStream<tokio::net::TcpStream>, crate::wire::TlsInfo), Failure> {
+    let tls_failed = |why: String| {
+        info!(why, "TLS failed");
+        Failure::new(ErrorCode::TlsFailed, why)
+    };
+    let name = upstream::server_name(host).map_err(tls_failed)?;
+    let (stream, info) = upstream::tls_handshake(config.tls.clone(), name, tcp, config.timeouts.tls)
+        .await
+        .map_err(tls_failed)?;
+    info!(protocol = info.protocol, cipher = info.cipher, "TLS established");
+    Ok((stream, info))
+}
+
+enum Upgraded {
+    Tls(Upstream),
+    Refused(Upstream),
+    Closed,
+}
+
+/// The STLS exchange (RFC 2595): only a `+OK` line leads to a handshake,
+/// and whatever the server sent after that line is thrown away, so a
+/// man in the middle cannot inject plaintext that looks as if it came over
+/// TLS.
+async fn starttls(
+    tx: &mut WsTx,
+    config: &Config,
+    host: &Host,
+    mut tcp: tokio::net::TcpStream,
+    counters: &Counters,
+) -> Result<Upgraded, Failure> {
+    let reply = upstream::send_stls(&mut tcp, config.timeouts.tls).await.map_err(|why| {
+        info!(why, "STLS failed");
+        Failure::new(ErrorCode::TlsFailed, why)
+    })?;
+    let (line, rest) = match reply {
+        StlsReply::Closed(partial) => {
+            forward(tx, counters, &partial).await;
+            return Ok(Upgraded::Closed);
+        }
+        StlsReply::Line { line, rest } => (line, rest),
+    };
+    forward(tx, counters, &line).await;
+    if !line.starts_with(b"+OK") {
+        info!("server refused STLS; continuing in plain text");
+        forward(tx, counters, &rest).await;
+        return Ok(Upgraded::Refused(Upstream::Plain(tcp)));
+    }
+    let discarded = rest.len() + upstream::discard_pending(&tcp);
+    if discarded > 0 {
+        warn!(discarded, "discarded bytes the server sent after STLS +OK");
+    }
+    let (stream, info) = handshake(config, host, tcp).await?;
+    send_text(tx, &ServerMessage::Tls { tls: &info }).await;
+    Ok(Upgraded::Tls(Upstream::Tls(Box::new(stream))))
+}
+
+async fn forward(tx: &mut WsTx, counters: &Counters, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    counters.down.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    let _ = tx.send(Message::Binary(Bytes::copy_from_slice(bytes))).await;
+}
+
+/// How one relay phase ended.
+enum Phase {
+    Done(End),
+    Failed(Failure),
+    /// The client asked for STLS; here is the upstream stream, whole.
+    Stls(Upstream),
+}
+
+enum UpEnd {
+    Eof,
+    Error,
+    ClientGone,
+    Paused,
+}
+
+enum DownEnd {
+    ClientClosed,
+    UpstreamGone,
+    Stls,
+    Failed(Failure),
+}
+
+async fn relay_phase(tx: &mut WsTx, rx: &mut WsRx, upstream: Upstream, counters: &Counters) -> Phase {
+    let (mut rd, mut wr) = tokio::io::split(upstream);
+    let pause = Notify::new();
+
+    let outcome = {
+        let upstream_to_ws = async {
+            let mut buf = vec![0u8; UPSTREAM_CHUNK];
+            loop {
+                let read = tokio::select! {
+                    biased;
+                    _ = pause.notified() => return UpEnd::Paused,
+                    read = rd.read(&mut buf) => read,
+                };
+                match read {
+                    Ok(0) => return UpEnd::Eof,
+                    Ok(n) => {
+                        counters.down.fetch_add(n as u64, Ordering::Relaxed);
+                        let msg = Message::Binary(Bytes::copy_from_slice(&buf[..n]));
+                        if tx.send(msg).await.is_err() {
+                            return UpEnd::ClientGone;
+                        }
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "upstream read failed");
+                        return UpEnd::Error;
+                    }
+                }
+            }
+        };
+        let ws_to_upstream = async {
+            loop {
+                let msg = match rx.next().await {
+                    None | Some(Err(_)) => return DownEnd::ClientClosed,
+                    Some(Ok(msg)) => msg,
+                };
+                match msg {
+                    Message::Binary(bytes) => {
+                        if wr.write_all(&bytes).await.is_err() {
+                            return DownEnd::UpstreamGone;
+                        }
+                        counters.up.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    }
+                    Message::Text(text) => {
+                        return match ClientMessage::parse(text.as_str()) {
+                            Ok(ClientMessage::Stls) => {
+                                pause.notify_one();
+                                DownEnd::Stls
+                            }
+                            Ok(ClientMessage::Connect(_)) => {
+                                DownEnd::Failed(Failure::protocol("connect sent twice"))
+                            }
+                            Err(_) => DownEnd::Failed(Failure::protocol("unexpected control message")),
+                        };
+                    }
+                    Message::Close(_) => return DownEnd::ClientClosed,
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+            }
+        };
+        tokio::pin!(upstream_to_ws, ws_to_upstream);
+        tokio::select! {
+            up = &mut upstream_to_ws => Err(up),
+            down = &mut ws_to_upstream => match down {
+                // Let the other direction finish forwarding what it holds
+                // and stop at its next read.
+                DownEnd::Stls => match upstream_to_ws.await {
+                    UpEnd::Paused => Ok(DownEnd::Stls),
+                    other => Err(other),
+                },
+                // The server stopped reading; it may still have said
+                // something (a goodbye line) worth forwarding first.
+                DownEnd::UpstreamGone => {
+                    match tokio::time::timeout(CLOSE_GRACE, upstream_to_ws).await {
+                        Ok(up) => Err(up),
+                        Err(_) => Ok(DownEnd::UpstreamGone),
+                    }
+                }
+                other => Ok(other),
+            },
+        }
+    };
+
+    let mut upstream = rd.unsplit(wr);
+    match outcome {
+        Err(UpEnd::Eof) => {
+            let _ = upstream.shutdown().await;
+            Phase::Done(End::UpstreamClosed { error: false })
+        }
+        Err(UpEnd::Error) => Phase::Done(End::UpstreamClosed { error: true }),
+        Err(UpEnd::ClientGone | UpEnd::Paused) => {
+            let _ = upstream.shutdown().await;
+            Phase::Done(End::ClientClosed)
+        }
+        Ok(DownEnd::Stls) => Phase::Stls(upstream),
+        Ok(DownEnd::ClientClosed) => {
+            let _ = upstream.shutdown().await;
+            Phase::Done(End::ClientClosed)
+        }
+        Ok(DownEnd::UpstreamGone) => Phase::Done(End::UpstreamClosed { error: true }),
+        Ok(DownEnd::Failed(failure)) => {
+            let _ = upstream.shutdown().await;
+            Phase::Failed(failure)
+        }
+    }
+}

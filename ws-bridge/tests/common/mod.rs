@@ -1,0 +1,267 @@
+//! Helpers for the socket tests: a bridge on 127.0.0.1:0, a WebSocket test
+//! client, scripted upstream servers and test certificates.
+
+#![allow(dead_code)]
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use futures_util::{SinkExt, StreamExt};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader},
+    net::{TcpListener, TcpStream},
+    sync::oneshot,
+    task::JoinHandle,
+};
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+use ws_bridge::{Config, Settings};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long any single expected event may take before the test fails.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// A bridge serving on a free loopback port, stopped when dropped.
+pub struct Bridge {
+    pub addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Bridge {
+    pub async fn start(settings: Settings) -> Bridge {
+        // The bridge's logs, shown for failing tests (or with --nocapture).
+        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("ws_bridge=debug").try_init();
+        let config = Config::build(settings).expect("valid settings");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(ws_bridge::serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Bridge { addr, _stop: stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/pop3", self.addr)
+    }
+
+    /// Opens a WebSocket session offering the bridge's subprotocol.
+    pub async fn ws(&self) -> Ws {
+        let mut request = self.url().into_client_request().unwrap();
+        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("pop3-bridge.v1"));
+        let (ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(response.headers().get("sec-websocket-protocol").unwrap(), "pop3-bridge.v1");
+        ws
+    }
+}
+
+pub fn settings_allowing(entries: &[String]) -> Settings {
+    Settings { allow: entries.to_vec(), ..Settings::default() }
+}
+
+pub async fn send_json(ws: &mut Ws, value: Value) {
+    ws.send(Message::text(value.to_string())).await.unwrap();
+}
+
+pub async fn send_connect(ws: &mut Ws, host: &str, port: u16, tls: &str) {
+    send_json(
+        ws,
+        serde_json::json!({"type":"connect","v":1,"host":host,"port":port,"tls":tls,"token":"t0ken"}),
+    )
+    .await;
+}
+
+/// The next data or close message (pings and pongs skipped).
+pub async fn next(ws: &mut Ws) -> Message {
+    loop {
+        let msg = tokio::time::timeout(STEP, ws.next())
+            .await
+            .expect("bridge answered in time")
+            .expect("stream still open")
+            .expect("no WebSocket error");
+        match msg {
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            other => return other,
+        }
+    }
+}
+
+pub async fn next_json(ws: &mut Ws) -> Value {
+    match next(ws).await {
+        Message::Text(text) => serde_json::from_str(text.as_str()).unwrap(),
+        other => panic!("expected a TEXT control message, got {other:?}"),
+    }
+}
+
+pub async fn next_binary(ws: &mut Ws) -> Vec<u8> {
+    match next(ws).await {
+        Message::Binary(bytes) => bytes.to_vec(),
+        other => panic!("expected BINARY, got {other:?}"),
+    }
+}
+
+/// Reads BINARY frames until `want` bytes arrived.
+pub async fn read_binary_exact(ws: &mut Ws, want: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < want {
+        got.extend(next_binary(ws).await);
+    }
+    assert_eq!(got.len(), want, "no extra bytes");
+    got
+}
+
+/// Expects a close frame next and returns its code and reason.
+pub async fn expect_close(ws: &mut Ws) -> (u16, String) {
+    match next(ws).await {
+        Message::Close(Some(frame)) => (u16::from(frame.code), frame.reason.to_string()),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
+/// Expects `{"type":"error",…}` with this code, then a close with this
+/// close code; returns the message.
+pub async fn expect_error(ws: &mut Ws, code: &str, close_code: u16) -> String {
+    let msg = next_json(ws).await;
+    assert_eq!(msg["type"], "error", "{msg}");
+    assert_eq!(msg["code"], code, "{msg}");
+    let (got_close, _) = expect_close(ws).await;
+    assert_eq!(got_close, close_code, "{msg}");
+    msg["message"].as_str().unwrap().to_string()
+}
+
+/// A listener that counts connections and never answers.
+pub struct CountingListener {
+    pub port: u16,
+    count: Arc<AtomicUsize>,
+}
+
+impl CountingListener {
+    pub async fn start() -> CountingListener {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = count.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        CountingListener { port, count }
+    }
+
+    pub async fn connections(&self) -> usize {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+/// A one-connection upstream server running `script`; await the handle to
+/// surface its assertion failures.
+pub async fn scripted_upstream<F, Fut>(script: F) -> (u16, JoinHandle<()>)
+where
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        script(stream).await;
+    });
+    (port, handle)
+}
+
+/// Reads one CRLF line (bytes, with the CRLF) from a buffered reader.
+pub async fn read_line<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Vec<u8> {
+    let mut line = Vec::new();
+    tokio::time::timeout(STEP, reader.read_until(b'\n', &mut line)).await.expect("line in time").unwrap();
+    line
+}
+
+pub async fn write<W: AsyncWriteExt + Unpin>(w: &mut W, bytes: &[u8]) {
+    w.write_all(bytes).await.unwrap();
+    w.flush().await.unwrap();
+}
+
+/// A test CA and a server certificate it signed.
+pub struct TestPki {
+    pub ca_pem: String,
+    pub ca_file: PathBuf,
+    pub server_chain: Vec<CertificateDer<'static>>,
+    server_key: Vec<u8>,
+}
+
+pub const CA_NAME: &str = "pop3-wasm Test CA";
+
+impl TestPki {
+    /// A CA and a leaf for `names` (DNS names or IP literals), valid
+    /// until `not_after` (year, month, day).
+    pub fn new(names: &[&str], not_after: (i32, u8, u8)) -> TestPki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.distinguished_name = rcgen::DistinguishedName::new();
+        ca_params.distinguished_name.push(DnType::CommonName, CA_NAME);
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, "localhost");
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let leaf = params.signed_by(&key, &issuer).unwrap();
+
+        let ca_pem = ca_cert.pem();
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let ca_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "ws-bridge-test-ca-{}-{}.pem",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::write(&ca_file, &ca_pem).unwrap();
+        TestPki { ca_pem, ca_file, server_chain: vec![leaf.der().clone()], server_key: key.serialize_der() }
+    }
+
+    pub fn acceptor(&self) -> TlsAcceptor {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key.clone()));
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(self.server_chain.clone(), key)
+            .unwrap();
+        TlsAcceptor::from(Arc::new(config))
+    }
+}
+
+/// Sends one HTTP/1.1 request and returns the whole response as text.
+pub async fn http_get(addr: SocketAddr, path: &str, extra_headers: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra_headers}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(STEP, stream.read_to_end(&mut response)).await.unwrap().unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
