@@ -4,8 +4,8 @@
 //! and must give identical results each time.
 
 use pop3_wasm::proto::{
-    Command, Deviation, Direction, Event, Mechanism, Options, Plain, Response, SaslError, Secret,
-    Session, State, Status, apop_digest,
+    Command, Deviation, Direction, Event, Mechanism, Options, Plain, Response, SaslError, Secret, Session,
+    State, Status, apop_digest,
 };
 
 /// One replayed exchange: what the session sent, and how each command ended.
@@ -26,30 +26,24 @@ fn replay(script: &str, opts: Options, chunk: usize) -> Outcome {
     let mut sent = Vec::new();
     let mut pending_server = Vec::<u8>::new();
     let mut results = Vec::new();
-    let flush =
-        |s: &mut Session, buf: &mut Vec<u8>, results: &mut Vec<Result<Response, String>>| {
-            for piece in buf.chunks(chunk) {
-                s.feed(piece);
+    let flush = |s: &mut Session, buf: &mut Vec<u8>, results: &mut Vec<Result<Response, String>>| {
+        for piece in buf.chunks(chunk) {
+            s.feed(piece);
+        }
+        buf.clear();
+        while let Some(ev) = s.poll_event() {
+            if let Event::CommandCompleted { result, .. } = ev {
+                results.push(result.map_err(|e| e.code().to_string()));
             }
-            buf.clear();
-            while let Some(ev) = s.poll_event() {
-                if let Event::CommandCompleted { result, .. } = ev {
-                    results.push(result.map_err(|e| e.code().to_string()));
-                }
-            }
-        };
+        }
+    };
     for raw in script.lines() {
         let line = raw.trim_start();
         if let Some(c) = line.strip_prefix("C: ") {
             flush(&mut s, &mut pending_server, &mut results);
-            s.enqueue(Command::parse_raw(c).expect("test command parses"))
-                .unwrap();
+            s.enqueue(Command::parse_raw(c).expect("test command parses")).unwrap();
             let out = s.take_output();
-            assert_eq!(
-                String::from_utf8_lossy(&out),
-                format!("{c}\r\n"),
-                "bytes sent for `{c}`"
-            );
+            assert_eq!(String::from_utf8_lossy(&out), format!("{c}\r\n"), "bytes sent for `{c}`");
             sent.extend_from_slice(&out);
         } else if let Some(srv) = line.strip_prefix("S: ").or(line.strip_prefix("S:")) {
             pending_server.extend_from_slice(srv.as_bytes());
@@ -57,40 +51,24 @@ fn replay(script: &str, opts: Options, chunk: usize) -> Outcome {
         }
     }
     flush(&mut s, &mut pending_server, &mut results);
-    Outcome {
-        sent,
-        results,
-        deviations: s.deviations().to_vec(),
-        state: s.state(),
-    }
+    Outcome { sent, results, deviations: s.deviations().to_vec(), state: s.state() }
 }
 
 fn lockstep() -> Options {
-    Options {
-        recapa: false,
-        ..Options::default()
-    }
+    Options { recapa: false, ..Options::default() }
 }
 
 /// Replays with every chunk size 1..=512 and checks all agree.
 fn replay_all_chunkings(script: &str) -> Outcome {
     let whole = replay(script, lockstep(), usize::MAX);
     for chunk in 1..=512 {
-        assert_eq!(
-            replay(script, lockstep(), chunk),
-            whole,
-            "chunk size {chunk}"
-        );
+        assert_eq!(replay(script, lockstep(), chunk), whole, "chunk size {chunk}");
     }
     whole
 }
 
 fn ok_body(r: &Result<Response, String>) -> &[u8] {
-    r.as_ref()
-        .expect("command succeeded")
-        .body
-        .as_deref()
-        .expect("multi-line body")
+    r.as_ref().expect("command succeeded").body.as_deref().expect("multi-line body")
 }
 
 const RFC1939_SESSION: &str = "
@@ -128,16 +106,9 @@ const RFC1939_SESSION: &str = "
 fn rfc1939_example_session_replays_byte_exact() {
     let out = replay_all_chunkings(RFC1939_SESSION);
     assert_eq!(out.results.len(), 8);
-    assert!(
-        out.results
-            .iter()
-            .all(|r| r.as_ref().is_ok_and(Response::is_ok))
-    );
+    assert!(out.results.iter().all(|r| r.as_ref().is_ok_and(Response::is_ok)));
     assert_eq!(ok_body(&out.results[2]), b"1 120\r\n2 200\r\n");
-    assert_eq!(
-        ok_body(&out.results[3]),
-        b"From: a@example.org\r\n\r\n.a line that began with a dot\r\n"
-    );
+    assert_eq!(ok_body(&out.results[3]), b"From: a@example.org\r\n\r\n.a line that began with a dot\r\n");
     assert_eq!(ok_body(&out.results[5]), b"Subject: two\r\n\r\nbody\r\n");
     assert_eq!(out.state, State::Closed);
     assert!(out.deviations.is_empty());
@@ -145,10 +116,7 @@ fn rfc1939_example_session_replays_byte_exact() {
 
 #[test]
 fn rfc1939_apop_digest_matches_the_example() {
-    let d = apop_digest(
-        "<1896.697170952@dbc.mtview.ca.us>",
-        &Secret::new("tanstaaf".to_string()),
-    );
+    let d = apop_digest("<1896.697170952@dbc.mtview.ca.us>", &Secret::new("tanstaaf".to_string()));
     assert_eq!(d.expose(), "c4c9334bac560ecc979e58001b3e22fb");
 }
 
@@ -192,21 +160,11 @@ fn rfc1939_command_examples() {
         S: +OK dewey POP3 server signing off
         ",
     );
-    let statuses: Vec<Status> = out
-        .results
-        .iter()
-        .map(|r| r.as_ref().unwrap().status)
-        .collect();
+    let statuses: Vec<Status> = out.results.iter().map(|r| r.as_ref().unwrap().status).collect();
     use Status::{Err as E, Ok as O};
     assert_eq!(statuses, vec![E, O, O, O, E, O, O, O, O, E, O, O, O]);
-    assert_eq!(
-        ok_body(&out.results[5]),
-        b"1 whqtswO00WBw418f9t5JxYwZ\r\n2 QhdPYR:00WBw1Ph7x7\r\n"
-    );
-    assert_eq!(
-        out.results[6].as_ref().unwrap().text,
-        "2 QhdPYR:00WBw1Ph7x7"
-    );
+    assert_eq!(ok_body(&out.results[5]), b"1 whqtswO00WBw418f9t5JxYwZ\r\n2 QhdPYR:00WBw1Ph7x7\r\n");
+    assert_eq!(out.results[6].as_ref().unwrap().text, "2 QhdPYR:00WBw1Ph7x7");
     assert_eq!(ok_body(&out.results[7]), b"Subject: x\r\n\r\nline 1\r\n");
 }
 
@@ -235,10 +193,7 @@ fn rfc2449_capa_example() {
     );
     let last = out.results[2].as_ref().unwrap();
     assert_eq!(last.resp_code.as_deref(), Some("IN-USE"));
-    assert_eq!(
-        last.clone().into_result(true).unwrap_err().code(),
-        "SERVER_ERROR"
-    );
+    assert_eq!(last.clone().into_result(true).unwrap_err().code(), "SERVER_ERROR");
     assert_eq!(out.state, State::Authorization);
 }
 
@@ -253,11 +208,7 @@ fn wrong_password_is_auth_failed_with_resp_code() {
         S: -ERR [AUTH] Authentication failed.
         ",
     );
-    let e = out.results[1]
-        .clone()
-        .unwrap()
-        .into_result(true)
-        .unwrap_err();
+    let e = out.results[1].clone().unwrap().into_result(true).unwrap_err();
     assert_eq!(e.code(), "AUTH_FAILED");
     assert_eq!(e.server_reply().unwrap().resp_code.as_deref(), Some("AUTH"));
     assert_eq!(e.server_reply().unwrap().text, "Authentication failed.");
@@ -275,8 +226,7 @@ fn deviation_no_space_after_status() {
 #[test]
 fn deviation_bare_lf_line_endings() {
     // Bare LF everywhere: status lines, body lines and the terminator.
-    let script =
-        "S: +OK ready\n\nC: USER a\nS: +OK\n\nC: PASS b\nS: +OK\n\nC: RETR 1\nS: +OK\nx\n.\n\n";
+    let script = "S: +OK ready\n\nC: USER a\nS: +OK\n\nC: PASS b\nS: +OK\n\nC: RETR 1\nS: +OK\nx\n.\n\n";
     let mut s = Session::new(lockstep());
     let mut results = Vec::new();
     let mut server = Vec::new();
@@ -286,8 +236,7 @@ fn deviation_bare_lf_line_endings() {
                 s.feed(std::slice::from_ref(b));
             }
             server.clear();
-            s.enqueue(Command::parse_raw(c.trim_end()).unwrap())
-                .unwrap();
+            s.enqueue(Command::parse_raw(c.trim_end()).unwrap()).unwrap();
             s.take_output();
         } else if let Some(srv) = line.strip_prefix("S: ") {
             // "S: x\n\n" — the first LF is the line's own ending.
@@ -319,10 +268,7 @@ fn deviation_long_status_line_within_bound() {
 
 #[test]
 fn status_line_beyond_the_bound_is_a_protocol_error() {
-    let mut s = Session::new(Options {
-        max_line: 1024,
-        ..lockstep()
-    });
+    let mut s = Session::new(Options { max_line: 1024, ..lockstep() });
     s.feed(b"+OK ready\r\n");
     let id = s.enqueue(Command::Noop).unwrap();
     let _ = id;
@@ -366,10 +312,7 @@ fn auth_plain_initial_response_inline() {
         mechanism: Box::new(Plain::new("tim", Secret::new("tanstaaftanstaaf".into()))),
     })
     .unwrap();
-    assert_eq!(
-        s.take_output(),
-        b"AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n"
-    );
+    assert_eq!(s.take_output(), b"AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n");
     s.feed(b"+OK Maildrop locked and ready\r\n");
     assert!(next_result(&mut s).unwrap().is_ok());
     assert_eq!(s.state(), State::Transaction);
@@ -378,10 +321,7 @@ fn auth_plain_initial_response_inline() {
 #[test]
 fn auth_empty_initial_response_is_an_equals_sign() {
     let mut s = logged_out_session(lockstep());
-    s.enqueue(Command::Auth {
-        mechanism: Box::new(EmptyIr),
-    })
-    .unwrap();
+    s.enqueue(Command::Auth { mechanism: Box::new(EmptyIr) }).unwrap();
     assert_eq!(s.take_output(), b"AUTH EXTERNAL =\r\n");
 }
 
@@ -389,14 +329,9 @@ fn auth_empty_initial_response_is_an_equals_sign() {
 fn auth_plain_too_long_for_one_line_waits_for_bare_continuation() {
     // 255-octet rule (RFC 5034 § 4): the response goes after the challenge.
     let password = "p".repeat(200);
-    let mut s = logged_out_session(Options {
-        transcript: true,
-        ..lockstep()
-    });
-    s.enqueue(Command::Auth {
-        mechanism: Box::new(Plain::new("tim", Secret::new(password.clone()))),
-    })
-    .unwrap();
+    let mut s = logged_out_session(Options { transcript: true, ..lockstep() });
+    s.enqueue(Command::Auth { mechanism: Box::new(Plain::new("tim", Secret::new(password.clone()))) })
+        .unwrap();
     assert_eq!(s.take_output(), b"AUTH PLAIN\r\n");
     s.feed(b"+\r\n"); // bare "+", no space
     let mut expected = base64_of(&format!("\0tim\0{password}")).into_bytes();
@@ -415,16 +350,10 @@ fn auth_plain_too_long_for_one_line_waits_for_bare_continuation() {
     assert!(result.unwrap().unwrap().is_ok());
     assert_eq!(
         transcript,
-        [
-            "S: +OK ready",
-            "C: AUTH PLAIN",
-            "S: + ",
-            "C: [redacted]",
-            "S: +OK"
-        ]
-        .iter()
-        .map(|s| s.trim_end().to_string())
-        .collect::<Vec<_>>()
+        ["S: +OK ready", "C: AUTH PLAIN", "S: + ", "C: [redacted]", "S: +OK"]
+            .iter()
+            .map(|s| s.trim_end().to_string())
+            .collect::<Vec<_>>()
     );
     assert_eq!(s.deviations(), &[Deviation::BareContinuation]);
 }
@@ -435,28 +364,20 @@ fn auth_exactly_at_the_255_octet_limit_stays_inline() {
     // base64, so at most 240 (180 octets encoded): "\0u\0" + 177-octet password.
     let password = "q".repeat(177);
     let mut s = logged_out_session(lockstep());
-    s.enqueue(Command::Auth {
-        mechanism: Box::new(Plain::new("u", Secret::new(password.clone()))),
-    })
-    .unwrap();
+    s.enqueue(Command::Auth { mechanism: Box::new(Plain::new("u", Secret::new(password.clone()))) }).unwrap();
     let out = s.take_output();
     assert_eq!(out.len(), 253);
     assert!(out.starts_with(b"AUTH PLAIN AHUA"));
     let mut s = logged_out_session(lockstep());
-    s.enqueue(Command::Auth {
-        mechanism: Box::new(Plain::new("u", Secret::new(format!("{password}q")))),
-    })
-    .unwrap();
+    s.enqueue(Command::Auth { mechanism: Box::new(Plain::new("u", Secret::new(format!("{password}q")))) })
+        .unwrap();
     assert_eq!(s.take_output(), b"AUTH PLAIN\r\n");
 }
 
 #[test]
 fn sasl_step_that_cannot_continue_cancels_with_star() {
     let mut s = logged_out_session(lockstep());
-    s.enqueue(Command::Auth {
-        mechanism: Box::new(Plain::new("tim", Secret::new("x".into()))),
-    })
-    .unwrap();
+    s.enqueue(Command::Auth { mechanism: Box::new(Plain::new("tim", Secret::new("x".into()))) }).unwrap();
     s.take_output();
     s.feed(b"+ c29tZXRoaW5n\r\n");
     assert_eq!(s.take_output(), b"*\r\n");
@@ -476,21 +397,14 @@ fn base64_of(s: &str) -> String {
 #[test]
 fn transaction_commands_before_login_are_refused_without_sending() {
     let mut s = logged_out_session(lockstep());
-    for cmd in [
-        Command::Stat,
-        Command::Retr { msg: 1 },
-        Command::Dele { msg: 1 },
-        Command::Noop,
-        Command::Rset,
-    ] {
+    for cmd in
+        [Command::Stat, Command::Retr { msg: 1 }, Command::Dele { msg: 1 }, Command::Noop, Command::Rset]
+    {
         s.enqueue(cmd).unwrap();
         let e = next_result(&mut s).unwrap_err();
         assert_eq!(e.code(), "INVALID_STATE");
     }
-    s.enqueue(Command::Pass {
-        password: Secret::new("x".into()),
-    })
-    .unwrap();
+    s.enqueue(Command::Pass { password: Secret::new("x".into()) }).unwrap();
     assert_eq!(next_result(&mut s).unwrap_err().code(), "INVALID_STATE");
     assert!(s.take_output().is_empty(), "nothing may reach the wire");
 }
@@ -500,10 +414,7 @@ fn login_commands_after_login_are_refused() {
     let mut s = logged_out_session(lockstep());
     s.enqueue(Command::User { name: "a".into() }).unwrap();
     s.feed(b"+OK\r\n");
-    s.enqueue(Command::Pass {
-        password: Secret::new("b".into()),
-    })
-    .unwrap();
+    s.enqueue(Command::Pass { password: Secret::new("b".into()) }).unwrap();
     s.feed(b"+OK\r\n");
     s.take_output();
     while s.poll_event().is_some() {}
@@ -519,10 +430,7 @@ fn capa_is_asked_again_after_login() {
     let mut s = logged_out_session(Options::default());
     s.enqueue(Command::User { name: "a".into() }).unwrap();
     s.feed(b"+OK\r\n");
-    s.enqueue(Command::Pass {
-        password: Secret::new("b".into()),
-    })
-    .unwrap();
+    s.enqueue(Command::Pass { password: Secret::new("b".into()) }).unwrap();
     s.enqueue(Command::Stat).unwrap();
     assert_eq!(s.take_output(), b"USER a\r\nPASS b\r\n");
     s.feed(b"+OK logged in\r\n");
@@ -540,14 +448,11 @@ fn stls_discards_bytes_after_ok_and_waits_for_tls() {
     assert_eq!(s.take_output(), b"STLS\r\n");
     s.enqueue(Command::User { name: "a".into() }).unwrap();
     s.feed(b"+OK Begin TLS\r\n+OK injected\r\n");
-    assert!(
-        s.take_output().is_empty(),
-        "nothing is sent before the handshake"
-    );
+    assert!(s.take_output().is_empty(), "nothing is sent before the handshake");
     let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
     assert!(events.contains(&Event::TlsUpgradeRequired));
     assert_eq!(s.deviations(), &[Deviation::DataAfterStls]);
-    s.tls_established();
+    assert!(s.tls_established().is_some(), "CAPA asked again after STLS");
     assert_eq!(s.take_output(), b"CAPA\r\n");
     s.feed(b"+OK\r\nUSER\r\n.\r\n");
     assert_eq!(s.take_output(), b"USER a\r\n");
@@ -558,20 +463,14 @@ fn stls_discards_bytes_after_ok_and_waits_for_tls() {
             _ => None,
         })
         .collect();
-    // Only USER is the caller's; the injected +OK must not have answered it.
-    assert_eq!(
-        results,
-        vec![""],
-        "the injected +OK never answered anything"
-    );
+    // The injected +OK must not have answered CAPA or USER.
+    assert_eq!(results, vec!["", ""], "the injected +OK never answered anything");
+    assert!(s.capabilities().unwrap().user);
 }
 
 #[test]
 fn stls_by_transport_sends_no_bytes() {
-    let mut s = logged_out_session(Options {
-        stls_by_transport: true,
-        ..Options::default()
-    });
+    let mut s = logged_out_session(Options { stls_by_transport: true, ..Options::default() });
     s.enqueue(Command::Stls).unwrap();
     assert!(s.take_output().is_empty());
     assert!(std::iter::from_fn(|| s.poll_event()).any(|e| e == Event::StlsRequested));
@@ -586,10 +485,7 @@ fn transaction_session(pipelining: bool) -> Session {
     let mut s = logged_out_session(Options::default());
     s.enqueue(Command::User { name: "a".into() }).unwrap();
     s.feed(b"+OK\r\n");
-    s.enqueue(Command::Pass {
-        password: Secret::new("b".into()),
-    })
-    .unwrap();
+    s.enqueue(Command::Pass { password: Secret::new("b".into()) }).unwrap();
     s.feed(b"+OK\r\n");
     if pipelining {
         s.feed(b"+OK\r\nPIPELINING\r\n.\r\n");
@@ -614,9 +510,7 @@ fn pipelined_commands_are_sent_before_replies_and_matched_in_order() {
     .map(|c| s.enqueue(c).unwrap())
     .collect();
     assert_eq!(s.take_output(), b"LIST 1\r\nUIDL\r\nTOP 1 0\r\nRETR 9\r\n");
-    s.feed(
-        b"+OK 1 100\r\n+OK\r\n1 abc\r\n.\r\n+OK\r\nSubject: s\r\n\r\n.\r\n-ERR no such message\r\n",
-    );
+    s.feed(b"+OK 1 100\r\n+OK\r\n1 abc\r\n.\r\n+OK\r\nSubject: s\r\n\r\n.\r\n-ERR no such message\r\n");
     let done: Vec<_> = std::iter::from_fn(|| s.poll_event())
         .filter_map(|e| match e {
             Event::CommandCompleted { id, result } => Some((id, result.unwrap())),
@@ -646,11 +540,7 @@ fn too_many_replies_is_a_protocol_error() {
     s.enqueue(Command::Noop).unwrap();
     s.feed(b"+OK\r\n+OK extra\r\n");
     assert_eq!(s.fatal().unwrap().code(), "PROTOCOL_ERROR");
-    assert_eq!(
-        s.enqueue(Command::Noop).unwrap_err().code(),
-        "PROTOCOL_ERROR",
-        "errors are sticky"
-    );
+    assert_eq!(s.enqueue(Command::Noop).unwrap_err().code(), "PROTOCOL_ERROR", "errors are sticky");
 }
 
 // ---- greetings and endings ----------------------------------------------
@@ -662,10 +552,7 @@ fn err_greeting_fails_the_session() {
     s.feed(b"-ERR [SYS/TEMP] too busy\r\n");
     assert_eq!(next_result(&mut s).unwrap_err().code(), "SERVER_ERROR");
     let e = s.fatal().unwrap();
-    assert_eq!(
-        e.server_reply().unwrap().resp_code.as_deref(),
-        Some("SYS/TEMP")
-    );
+    assert_eq!(e.server_reply().unwrap().resp_code.as_deref(), Some("SYS/TEMP"));
     assert!(s.take_output().is_empty());
 }
 
@@ -680,10 +567,7 @@ fn garbage_greeting_is_a_protocol_error() {
 fn greeting_apop_timestamp_only_when_valid() {
     let mut s = Session::new(lockstep());
     s.feed(b"+OK ready <1896.697170952@dbc.mtview.ca.us>\r\n");
-    assert_eq!(
-        s.greeting().unwrap().apop_timestamp.as_deref(),
-        Some("<1896.697170952@dbc.mtview.ca.us>")
-    );
+    assert_eq!(s.greeting().unwrap().apop_timestamp.as_deref(), Some("<1896.697170952@dbc.mtview.ca.us>"));
     let mut s = Session::new(lockstep());
     s.feed(b"+OK ready <evil\x01@x>\r\n");
     assert_eq!(s.greeting().unwrap().apop_timestamp, None);
@@ -726,11 +610,7 @@ fn eight_bit_and_invalid_utf8_pass_through_at_every_split() {
         for p in wire.chunks(chunk) {
             s.feed(p);
         }
-        assert_eq!(
-            next_result(&mut s).unwrap().body.as_deref(),
-            Some(expected),
-            "chunk {chunk}"
-        );
+        assert_eq!(next_result(&mut s).unwrap().body.as_deref(), Some(expected), "chunk {chunk}");
     }
 }
 
@@ -760,37 +640,22 @@ fn streamed_body_arrives_in_chunks_and_not_in_the_response() {
 
 #[test]
 fn transcript_and_debug_never_show_secrets() {
-    let mut s = logged_out_session(Options {
-        transcript: true,
-        ..lockstep()
-    });
-    s.enqueue(Command::User {
-        name: "alice".into(),
-    })
-    .unwrap();
+    let mut s = logged_out_session(Options { transcript: true, ..lockstep() });
+    s.enqueue(Command::User { name: "alice".into() }).unwrap();
     s.feed(b"+OK\r\n");
-    s.enqueue(Command::Pass {
-        password: Secret::new("s3cr3t-Pw".into()),
-    })
-    .unwrap();
+    s.enqueue(Command::Pass { password: Secret::new("s3cr3t-Pw".into()) }).unwrap();
     let wire = s.take_output();
     assert!(String::from_utf8_lossy(&wire).contains("PASS s3cr3t-Pw\r\n"));
     s.feed(b"-ERR [AUTH] no\r\n");
-    s.enqueue(Command::Auth {
-        mechanism: Box::new(Plain::new("alice", Secret::new("s3cr3t-Pw".into()))),
-    })
-    .unwrap();
+    s.enqueue(Command::Auth { mechanism: Box::new(Plain::new("alice", Secret::new("s3cr3t-Pw".into()))) })
+        .unwrap();
     s.feed(b"+OK\r\n");
     let mut lines = Vec::new();
     let mut all = String::new();
     while let Some(ev) = s.poll_event() {
         all.push_str(&format!("{ev:?}"));
         if let Event::LineTranscribed(l) = ev {
-            lines.push(format!(
-                "{}: {}",
-                if l.dir == Direction::C { "C" } else { "S" },
-                l.line
-            ));
+            lines.push(format!("{}: {}", if l.dir == Direction::C { "C" } else { "S" }, l.line));
         }
     }
     all.push_str(&format!("{s:?}"));

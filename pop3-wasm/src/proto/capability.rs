@@ -50,9 +50,7 @@ impl Capabilities {
                 "STLS" => caps.stls = true,
                 "UTF8" => caps.utf8 = Some(args.clone()),
                 "LANG" => caps.lang = true,
-                "SASL" => caps
-                    .sasl
-                    .extend(args.iter().map(|a| a.to_ascii_uppercase())),
+                "SASL" => caps.sasl.extend(args.iter().map(|a| a.to_ascii_uppercase())),
                 "LOGIN-DELAY" => {
                     if let Some(secs) = args.first().and_then(|a| a.parse().ok()) {
                         caps.login_delay = Some((secs, per_user));
@@ -97,9 +95,7 @@ PIPELINING\r\nEXPIRE 60\r\nUIDL\r\nIMPLEMENTATION Shlemazle-Plotz-v302\r\n";
         assert!(!c.stls);
         assert_eq!(c.raw.len(), 9);
 
-        let c = Capabilities::parse(
-            b"CAPA\r\nSTLS\r\nUTF8 USER\r\nEXPIRE NEVER USER\r\nAUTH-RESP-CODE\r\n",
-        );
+        let c = Capabilities::parse(b"CAPA\r\nSTLS\r\nUTF8 USER\r\nEXPIRE NEVER USER\r\nAUTH-RESP-CODE\r\n");
         assert!(c.stls && c.auth_resp_code);
         assert_eq!(c.utf8, Some(vec!["USER".to_string()]));
         assert_eq!(c.expire, Some((Expire::Never, true)));

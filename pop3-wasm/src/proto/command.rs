@@ -67,9 +67,7 @@ impl std::fmt::Debug for Command {
 
 fn check_line_safe(what: &str, s: &str) -> Result<(), Error> {
     if s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-        return Err(Error::InvalidArgument(format!(
-            "{what} contains CR, LF or NUL"
-        )));
+        return Err(Error::InvalidArgument(format!("{what} contains CR, LF or NUL")));
     }
     Ok(())
 }
@@ -118,9 +116,7 @@ impl Command {
             Command::Pass { password } => check_line_safe("password", password.expose()),
             Command::Apop { name, .. } => {
                 if name.is_empty() || name.contains(' ') {
-                    return Err(Error::InvalidArgument(
-                        "APOP needs a user name without spaces".into(),
-                    ));
+                    return Err(Error::InvalidArgument("APOP needs a user name without spaces".into()));
                 }
                 check_line_safe("user name", name)
             }
@@ -255,40 +251,27 @@ impl Command {
         let untrimmed_rest = line.split_once(' ').map(|(_, r)| r).unwrap_or("");
         let args: Vec<&str> = rest.split(' ').filter(|a| !a.is_empty()).collect();
         let num = |s: &str| -> Result<MsgNum, Error> {
-            s.parse::<MsgNum>().map_err(|_| {
-                Error::InvalidArgument(format!("{verb}: `{s}` is not a message number"))
-            })
+            s.parse::<MsgNum>()
+                .map_err(|_| Error::InvalidArgument(format!("{verb}: `{s}` is not a message number")))
         };
         let arity = |n: std::ops::RangeInclusive<usize>| -> Result<(), Error> {
             if n.contains(&args.len()) {
                 Ok(())
             } else {
-                Err(Error::InvalidArgument(format!(
-                    "{verb}: wrong number of arguments"
-                )))
+                Err(Error::InvalidArgument(format!("{verb}: wrong number of arguments")))
             }
         };
         let cmd = match verb.as_str() {
             "USER" => {
                 arity(1..=usize::MAX)?;
-                Command::User {
-                    name: rest.to_string(),
-                }
+                Command::User { name: rest.to_string() }
             }
-            "PASS" => Command::Pass {
-                password: Secret::new(untrimmed_rest.to_string()),
-            },
+            "PASS" => Command::Pass { password: Secret::new(untrimmed_rest.to_string()) },
             "APOP" => {
                 arity(2..=2)?;
-                Command::Apop {
-                    name: args[0].to_string(),
-                    digest: Secret::new(args[1].to_string()),
-                }
+                Command::Apop { name: args[0].to_string(), digest: Secret::new(args[1].to_string()) }
             }
-            "AUTH" if args.is_empty() => Command::Other {
-                line: "AUTH".into(),
-                multiline: true,
-            },
+            "AUTH" if args.is_empty() => Command::Other { line: "AUTH".into(), multiline: true },
             "AUTH" => {
                 return Err(Error::Unsupported(
                     "SASL exchanges need the auth() call; raw AUTH only lists mechanisms".into(),
@@ -300,25 +283,18 @@ impl Command {
             "STAT" => Command::Stat,
             "LIST" => {
                 arity(0..=1)?;
-                Command::List {
-                    msg: args.first().map(|a| num(a)).transpose()?,
-                }
+                Command::List { msg: args.first().map(|a| num(a)).transpose()? }
             }
             "UIDL" => {
                 arity(0..=1)?;
-                Command::Uidl {
-                    msg: args.first().map(|a| num(a)).transpose()?,
-                }
+                Command::Uidl { msg: args.first().map(|a| num(a)).transpose()? }
             }
             "TOP" => {
                 arity(2..=2)?;
-                let lines = args[1].parse::<u32>().map_err(|_| {
-                    Error::InvalidArgument(format!("TOP: `{}` is not a line count", args[1]))
-                })?;
-                Command::Top {
-                    msg: num(args[0])?,
-                    lines,
-                }
+                let lines = args[1]
+                    .parse::<u32>()
+                    .map_err(|_| Error::InvalidArgument(format!("TOP: `{}` is not a line count", args[1])))?;
+                Command::Top { msg: num(args[0])?, lines }
             }
             "RETR" => {
                 arity(1..=1)?;
@@ -331,10 +307,7 @@ impl Command {
             "RSET" => Command::Rset,
             "NOOP" => Command::Noop,
             "QUIT" => Command::Quit,
-            _ => Command::Other {
-                line: trimmed.to_string(),
-                multiline: false,
-            },
+            _ => Command::Other { line: trimmed.to_string(), multiline: false },
         };
         cmd.validate()?;
         Ok(cmd)
@@ -350,9 +323,7 @@ pub const MAX_COMMAND_OCTETS: usize = 255;
 fn redact_raw_line(line: &str) -> String {
     let verb = line.split(' ').next().unwrap_or("");
     let upper = verb.to_ascii_uppercase();
-    if ["PASS", "APOP", "AUTH", "XOAUTH2", "LOGIN"].contains(&upper.as_str())
-        && line.len() > verb.len()
-    {
+    if ["PASS", "APOP", "AUTH", "XOAUTH2", "LOGIN"].contains(&upper.as_str()) && line.len() > verb.len() {
         if upper == "AUTH" && line.len() == 4 {
             return line.to_string();
         }
@@ -389,50 +360,15 @@ mod tests {
 
     #[test]
     fn raw_lines_parse_into_typed_commands() {
-        assert!(matches!(
-            Command::parse_raw("list").unwrap(),
-            Command::List { msg: None }
-        ));
-        assert!(matches!(
-            Command::parse_raw("LIST 3").unwrap(),
-            Command::List { msg: Some(3) }
-        ));
-        assert!(matches!(
-            Command::parse_raw("top 2 10").unwrap(),
-            Command::Top { msg: 2, lines: 10 }
-        ));
-        assert!(matches!(
-            Command::parse_raw("XTND XLST").unwrap(),
-            Command::Other {
-                multiline: false,
-                ..
-            }
-        ));
-        assert!(matches!(
-            Command::parse_raw("AUTH").unwrap(),
-            Command::Other {
-                multiline: true,
-                ..
-            }
-        ));
-        assert_eq!(
-            Command::parse_raw("RETR 0").unwrap_err().code(),
-            "INVALID_ARGUMENT"
-        );
-        assert_eq!(
-            Command::parse_raw("RETR x").unwrap_err().code(),
-            "INVALID_ARGUMENT"
-        );
-        assert_eq!(
-            Command::parse_raw("NOOP\r\nDELE 1").unwrap_err().code(),
-            "INVALID_ARGUMENT"
-        );
-        assert_eq!(
-            Command::parse_raw("AUTH PLAIN AGFsaWNl")
-                .unwrap_err()
-                .code(),
-            "UNSUPPORTED"
-        );
+        assert!(matches!(Command::parse_raw("list").unwrap(), Command::List { msg: None }));
+        assert!(matches!(Command::parse_raw("LIST 3").unwrap(), Command::List { msg: Some(3) }));
+        assert!(matches!(Command::parse_raw("top 2 10").unwrap(), Command::Top { msg: 2, lines: 10 }));
+        assert!(matches!(Command::parse_raw("XTND XLST").unwrap(), Command::Other { multiline: false, .. }));
+        assert!(matches!(Command::parse_raw("AUTH").unwrap(), Command::Other { multiline: true, .. }));
+        assert_eq!(Command::parse_raw("RETR 0").unwrap_err().code(), "INVALID_ARGUMENT");
+        assert_eq!(Command::parse_raw("RETR x").unwrap_err().code(), "INVALID_ARGUMENT");
+        assert_eq!(Command::parse_raw("NOOP\r\nDELE 1").unwrap_err().code(), "INVALID_ARGUMENT");
+        assert_eq!(Command::parse_raw("AUTH PLAIN AGFsaWNl").unwrap_err().code(), "UNSUPPORTED");
     }
 
     #[test]

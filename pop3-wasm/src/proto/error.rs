@@ -15,10 +15,7 @@ pub struct ServerReply {
 #[non_exhaustive]
 pub enum Error {
     /// The command is not valid in the session's current state; nothing was sent.
-    InvalidState {
-        command: &'static str,
-        state: &'static str,
-    },
+    InvalidState { command: &'static str, state: &'static str },
     /// An argument cannot be sent (CR/LF/NUL in a line, message number 0, …);
     /// nothing was sent.
     InvalidArgument(String),
@@ -26,10 +23,7 @@ pub enum Error {
     Server(ServerReply),
     /// The server refused the credentials, or the SASL exchange failed
     /// (including a SCRAM server signature that does not verify).
-    AuthFailed {
-        reply: Option<ServerReply>,
-        detail: String,
-    },
+    AuthFailed { reply: Option<ServerReply>, detail: String },
     /// The server sent something that is not POP3. Fatal: the session is over.
     Protocol(String),
     /// The connection ended (or was dropped by the caller) before the answer
@@ -72,10 +66,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::InvalidState { command, state } => {
-                write!(
-                    f,
-                    "{command} is not allowed in the {state} state; nothing was sent"
-                )
+                write!(f, "{command} is not allowed in the {state} state; nothing was sent")
             }
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
             Error::Server(r) => match &r.resp_code {
@@ -86,10 +77,7 @@ impl fmt::Display for Error {
                 Some(code) => write!(f, "authentication failed [{code}]: {}", r.text),
                 None => write!(f, "authentication failed: {}", r.text),
             },
-            Error::AuthFailed {
-                reply: None,
-                detail,
-            } => {
+            Error::AuthFailed { reply: None, detail } => {
                 write!(f, "authentication failed: {detail}")
             }
             Error::Protocol(why) => write!(f, "protocol error: {why}"),

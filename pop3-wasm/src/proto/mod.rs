@@ -33,9 +33,7 @@ pub use response::{
 };
 pub use sasl::{Mechanism, Plain, SaslError};
 pub use secret::{REDACTED, Secret};
-pub use session::{
-    CommandId, Direction, Event, Greeting, Options, Response, Session, TranscriptLine,
-};
+pub use session::{CommandId, Direction, Event, Greeting, Options, Response, Session, TranscriptLine};
 pub use state::State;
 
 /// RFC 1939 § 7: the APOP digest, lowercase hex MD5 of timestamp + secret.

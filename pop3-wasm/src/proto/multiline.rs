@@ -40,10 +40,7 @@ impl Default for BodyDecoder {
 
 impl BodyDecoder {
     pub fn new() -> Self {
-        Self {
-            at: At::LineStart,
-            wire_len: 0,
-        }
+        Self { at: At::LineStart, wire_len: 0 }
     }
 
     pub fn is_done(&self) -> bool {
@@ -85,11 +82,7 @@ impl BodyDecoder {
                         self.at = At::Dot;
                     } else {
                         out.push(b);
-                        self.at = if b == b'\n' {
-                            At::LineStart
-                        } else {
-                            At::InLine
-                        };
+                        self.at = if b == b'\n' { At::LineStart } else { At::InLine };
                     }
                 }
                 At::Dot => {

@@ -30,12 +30,8 @@ pub enum Line {
 
 /// Shows at most `max` bytes of an unexpected line, escaped, for errors.
 pub(crate) fn excerpt(line: &[u8], max: usize) -> String {
-    let mut s: String = line
-        .iter()
-        .take(max)
-        .flat_map(|b| std::ascii::escape_default(*b))
-        .map(char::from)
-        .collect();
+    let mut s: String =
+        line.iter().take(max).flat_map(|b| std::ascii::escape_default(*b)).map(char::from).collect();
     if line.len() > max {
         s.push('…');
     }
@@ -68,10 +64,7 @@ pub fn parse_line(line: &[u8], continuations: bool, dev: &mut Deviations) -> Res
             }
         }));
     } else {
-        return Err(Error::Protocol(format!(
-            "expected +OK or -ERR, got \"{}\"",
-            excerpt(line, 80)
-        )));
+        return Err(Error::Protocol(format!("expected +OK or -ERR, got \"{}\"", excerpt(line, 80))));
     };
     let rest = match rest.first() {
         None => rest,
@@ -83,11 +76,7 @@ pub fn parse_line(line: &[u8], continuations: bool, dev: &mut Deviations) -> Res
     };
     let text = String::from_utf8_lossy(rest);
     let (resp_code, text) = split_resp_code(&text);
-    Ok(Line::Status(StatusLine {
-        status,
-        resp_code,
-        text,
-    }))
+    Ok(Line::Status(StatusLine { status, resp_code, text }))
 }
 
 /// RFC 2449 § 8: `[CODE]` or `[CODE/SUB]` right after the status.
@@ -96,14 +85,10 @@ fn split_resp_code(text: &str) -> (Option<String>, String) {
         && let Some(end) = inner.find(']')
     {
         let code = &inner[..end];
-        let valid = !code.is_empty()
-            && code
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'/');
+        let valid =
+            !code.is_empty() && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'/');
         if valid {
-            let rest = inner[end + 1..]
-                .strip_prefix(' ')
-                .unwrap_or(&inner[end + 1..]);
+            let rest = inner[end + 1..].strip_prefix(' ').unwrap_or(&inner[end + 1..]);
             return (Some(code.to_ascii_uppercase()), rest.to_string());
         }
     }
@@ -120,9 +105,7 @@ pub fn apop_timestamp(greeting_text: &str) -> Option<String> {
     let inner = &stamp[1..stamp.len() - 1];
     let (local, domain) = inner.split_once('@')?;
     let ok = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| (0x21..=0x7e).contains(&b) && b != b'<' && b != b'>' && b != b'@')
+        !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'<' && b != b'>' && b != b'@')
     };
     (ok(local) && ok(domain)).then(|| stamp.to_string())
 }
@@ -133,37 +116,25 @@ pub fn parse_stat(text: &str) -> Result<(u64, u64), Error> {
     let parse = |s: Option<&str>| s.and_then(|s| s.parse::<u64>().ok());
     match (parse(it.next()), parse(it.next())) {
         (Some(count), Some(size)) => Ok((count, size)),
-        _ => Err(Error::Protocol(format!(
-            "malformed STAT answer \"{}\"",
-            excerpt(text.as_bytes(), 80)
-        ))),
+        _ => Err(Error::Protocol(format!("malformed STAT answer \"{}\"", excerpt(text.as_bytes(), 80)))),
     }
 }
 
 /// One scan listing: `msg size` (LIST) or `msg uid` (UIDL), as a pair.
 fn parse_pair<'a>(what: &str, line: &'a str) -> Result<(u32, &'a str), Error> {
     let mut it = line.split_ascii_whitespace();
-    let msg = it
-        .next()
-        .and_then(|s| s.parse::<u32>().ok())
-        .filter(|m| *m > 0);
+    let msg = it.next().and_then(|s| s.parse::<u32>().ok()).filter(|m| *m > 0);
     match (msg, it.next()) {
         (Some(m), Some(v)) => Ok((m, v)),
-        _ => Err(Error::Protocol(format!(
-            "malformed {what} line \"{}\"",
-            excerpt(line.as_bytes(), 80)
-        ))),
+        _ => Err(Error::Protocol(format!("malformed {what} line \"{}\"", excerpt(line.as_bytes(), 80)))),
     }
 }
 
 pub fn parse_list_entry(line: &str) -> Result<(u32, u64), Error> {
     let (m, v) = parse_pair("LIST", line)?;
-    let size = v.parse::<u64>().map_err(|_| {
-        Error::Protocol(format!(
-            "malformed LIST size \"{}\"",
-            excerpt(v.as_bytes(), 40)
-        ))
-    })?;
+    let size = v
+        .parse::<u64>()
+        .map_err(|_| Error::Protocol(format!("malformed LIST size \"{}\"", excerpt(v.as_bytes(), 40))))?;
     Ok((m, size))
 }
 
@@ -172,9 +143,7 @@ pub fn parse_uidl_entry(line: &str) -> Result<(u32, String), Error> {
     // RFC 1939: 1 to 70 characters in 0x21..0x7E. Longer ones are kept
     // (servers exist that send them) but a control character is not a UID.
     if uid.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
-        return Err(Error::Protocol(
-            "UIDL unique-id with characters outside 0x21-0x7E".into(),
-        ));
+        return Err(Error::Protocol("UIDL unique-id with characters outside 0x21-0x7E".into()));
     }
     Ok((m, uid.to_string()))
 }
@@ -243,15 +212,9 @@ mod tests {
     #[test]
     fn continuations_with_and_without_space() {
         let mut d = Deviations::default();
-        assert_eq!(
-            parse_line(b"+ ", true, &mut d).unwrap(),
-            Line::Continuation(vec![])
-        );
+        assert_eq!(parse_line(b"+ ", true, &mut d).unwrap(), Line::Continuation(vec![]));
         assert!(d.as_slice().is_empty());
-        assert_eq!(
-            parse_line(b"+", true, &mut d).unwrap(),
-            Line::Continuation(vec![])
-        );
+        assert_eq!(parse_line(b"+", true, &mut d).unwrap(), Line::Continuation(vec![]));
         assert_eq!(d.as_slice(), &[Deviation::BareContinuation]);
     }
 
@@ -273,10 +236,7 @@ mod tests {
     fn scan_listings() {
         assert_eq!(parse_stat("2 320").unwrap(), (2, 320));
         assert_eq!(parse_stat("2").unwrap_err().code(), "PROTOCOL_ERROR");
-        assert_eq!(
-            parse_list(b"1 120\r\n2 200\r\n").unwrap(),
-            vec![(1, 120), (2, 200)]
-        );
+        assert_eq!(parse_list(b"1 120\r\n2 200\r\n").unwrap(), vec![(1, 120), (2, 200)]);
         assert_eq!(
             parse_uidl(b"1 whqtswO00WBw418f9t5JxYwZ\r\n").unwrap(),
             vec![(1, "whqtswO00WBw418f9t5JxYwZ".to_string())]

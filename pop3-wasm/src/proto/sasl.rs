@@ -37,11 +37,7 @@ pub struct Plain {
 
 impl Plain {
     pub fn new(username: &str, password: Secret<String>) -> Self {
-        Self {
-            authzid: String::new(),
-            username: username.to_string(),
-            password,
-        }
+        Self { authzid: String::new(), username: username.to_string(), password }
     }
 
     pub fn with_authzid(mut self, authzid: &str) -> Self {
@@ -72,9 +68,7 @@ impl Mechanism for Plain {
     fn respond(&mut self, _challenge: &[u8]) -> Result<Secret<Vec<u8>>, SaslError> {
         // The initial response is all of PLAIN (the session sends it after
         // an empty challenge when it did not fit on the AUTH line).
-        Err(SaslError(
-            "the server asked for more after the PLAIN response".into(),
-        ))
+        Err(SaslError("the server asked for more after the PLAIN response".into()))
     }
 }
 
@@ -85,10 +79,7 @@ mod tests {
     #[test]
     fn plain_message_layout() {
         let mut p = Plain::new("tim", Secret::new("tanstaaftanstaaf".into()));
-        assert_eq!(
-            p.initial_response().unwrap().expose(),
-            b"\0tim\0tanstaaftanstaaf"
-        );
+        assert_eq!(p.initial_response().unwrap().expose(), b"\0tim\0tanstaaftanstaaf");
         let mut p = Plain::new("tim", Secret::new("x".into())).with_authzid("admin");
         assert_eq!(p.initial_response().unwrap().expose(), b"admin\0tim\0x");
     }

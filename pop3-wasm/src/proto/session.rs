@@ -46,10 +46,7 @@ impl Response {
     }
 
     pub fn reply(&self) -> ServerReply {
-        ServerReply {
-            resp_code: self.resp_code.clone(),
-            text: self.text.clone(),
-        }
+        ServerReply { resp_code: self.resp_code.clone(), text: self.text.clone() }
     }
 
     /// Turns `-ERR` into the error a typed call reports. For the login
@@ -65,10 +62,7 @@ impl Response {
             .as_deref()
             .is_some_and(|c| c == "IN-USE" || c == "LOGIN-DELAY" || c.starts_with("SYS/"));
         if login && !not_credentials {
-            Err(Error::AuthFailed {
-                reply: Some(self.reply()),
-                detail: String::new(),
-            })
+            Err(Error::AuthFailed { reply: Some(self.reply()), detail: String::new() })
         } else {
             Err(Error::Server(self.reply()))
         }
@@ -179,12 +173,7 @@ struct InFlight {
 
 enum Reading {
     Status,
-    Body {
-        status: StatusLine,
-        decoder: BodyDecoder,
-        body: Vec<u8>,
-        raw: Option<(Vec<u8>, u64)>,
-    },
+    Body { status: StatusLine, decoder: BodyDecoder, body: Vec<u8>, raw: Option<(Vec<u8>, u64)> },
 }
 
 pub struct Session {
@@ -298,11 +287,7 @@ impl Session {
         cmd.validate()?;
         let id = self.next_id;
         self.next_id += 1;
-        self.queue.push_back(Queued {
-            id: Some(id),
-            cmd,
-            stream,
-        });
+        self.queue.push_back(Queued { id: Some(id), cmd, stream });
         self.pump();
         Ok(id)
     }
@@ -342,20 +327,22 @@ impl Session {
         self.events.pop_front()
     }
 
-    /// The TLS handshake after STLS succeeded: sending resumes.
-    pub fn tls_established(&mut self) {
+    /// The TLS handshake after STLS succeeded: sending resumes. With
+    /// `recapa`, a CAPA goes first (the list may differ under TLS); its id is
+    /// returned so the caller can wait for the new capabilities.
+    pub fn tls_established(&mut self) -> Option<CommandId> {
         if !self.awaiting_tls {
-            return;
+            return None;
         }
         self.awaiting_tls = false;
-        if self.opts.recapa {
-            self.queue.push_front(Queued {
-                id: None,
-                cmd: Command::Capa,
-                stream: false,
-            });
-        }
+        let id = self.opts.recapa.then(|| {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.queue.push_front(Queued { id: Some(id), cmd: Command::Capa, stream: false });
+            id
+        });
         self.pump();
+        id
     }
 
     /// The connection ended or the caller dropped it. Everything outstanding
@@ -370,10 +357,7 @@ impl Session {
         }
         let reason = match &self.reading {
             Reading::Body { decoder, .. } => {
-                format!(
-                    "{why} (in the middle of a multi-line answer, after {} octets)",
-                    decoder.wire_len()
-                )
+                format!("{why} (in the middle of a multi-line answer, after {} octets)", decoder.wire_len())
             }
             Reading::Status => why.to_string(),
         };
@@ -399,15 +383,13 @@ impl Session {
 
     fn complete(&mut self, id: Option<CommandId>, result: Result<Response, Error>) {
         if let Some(id) = id {
-            self.events
-                .push_back(Event::CommandCompleted { id, result });
+            self.events.push_back(Event::CommandCompleted { id, result });
         }
     }
 
     fn transcribe(&mut self, dir: Direction, line: String) {
         if self.opts.transcript {
-            self.events
-                .push_back(Event::LineTranscribed(TranscriptLine { dir, line }));
+            self.events.push_back(Event::LineTranscribed(TranscriptLine { dir, line }));
         }
     }
 
@@ -423,11 +405,7 @@ impl Session {
             if front.cmd.is_barrier() && !self.in_flight.is_empty() {
                 break;
             }
-            let window = if self.pipelining() {
-                self.opts.pipelining_window
-            } else {
-                1
-            };
+            let window = if self.pipelining() { self.opts.pipelining_window } else { 1 };
             if self.in_flight.len() >= window {
                 break;
             }
@@ -436,15 +414,9 @@ impl Session {
             };
             if !q.cmd.allowed_in(self.state, self.user_accepted) {
                 let err = if q.cmd.verb() == "PASS" && self.state == State::Authorization {
-                    Error::InvalidState {
-                        command: "PASS",
-                        state: "AUTHORIZATION without an accepted USER",
-                    }
+                    Error::InvalidState { command: "PASS", state: "AUTHORIZATION without an accepted USER" }
                 } else {
-                    Error::InvalidState {
-                        command: q.cmd.verb(),
-                        state: self.state.name(),
-                    }
+                    Error::InvalidState { command: q.cmd.verb(), state: self.state.name() }
                 };
                 self.complete(q.id, Err(err));
                 continue;
@@ -454,11 +426,7 @@ impl Session {
     }
 
     fn send(&mut self, q: Queued) {
-        let Queued {
-            id,
-            mut cmd,
-            stream,
-        } = q;
+        let Queued { id, mut cmd, stream } = q;
         let mut sasl = None;
         match &mut cmd {
             Command::Auth { mechanism } => {
@@ -468,15 +436,11 @@ impl Session {
                         None
                     }
                     Some(ir) => {
-                        let encoded = if ir.expose().is_empty() {
-                            "=".to_string()
-                        } else {
-                            B64.encode(ir.expose())
-                        };
+                        let encoded =
+                            if ir.expose().is_empty() { "=".to_string() } else { B64.encode(ir.expose()) };
                         // RFC 5034 § 4: the initial response goes on the AUTH
                         // line only if the line stays within 255 octets.
-                        let line_len =
-                            "AUTH ".len() + mechanism.name().len() + 1 + encoded.len() + 2;
+                        let line_len = "AUTH ".len() + mechanism.name().len() + 1 + encoded.len() + 2;
                         if line_len <= MAX_COMMAND_OCTETS {
                             sasl = Some(Sasl::Running);
                             Some(encoded)
@@ -503,12 +467,7 @@ impl Session {
                 self.transcribe(Direction::C, cmd.transcript_line());
             }
         }
-        self.in_flight.push_back(InFlight {
-            id,
-            cmd,
-            stream,
-            sasl,
-        });
+        self.in_flight.push_back(InFlight { id, cmd, stream, sasl });
     }
 
     /// Reads one line or one piece of a body starting at `pos`. Returns the
@@ -528,10 +487,7 @@ impl Session {
             return None;
         };
         if lf + 1 > self.opts.max_line {
-            self.fail(Error::Protocol(format!(
-                "response line longer than {} octets",
-                self.opts.max_line
-            )));
+            self.fail(Error::Protocol(format!("response line longer than {} octets", self.opts.max_line)));
             return None;
         }
         let mut line = &rest[..lf];
@@ -549,10 +505,7 @@ impl Session {
 
     fn step_body(&mut self, pos: usize) -> Option<usize> {
         let limit = self.opts.transcript_body_limit;
-        let Reading::Body {
-            decoder, body, raw, ..
-        } = &mut self.reading
-        else {
+        let Reading::Body { decoder, body, raw, .. } = &mut self.reading else {
             return None;
         };
         if pos >= self.input.len() {
@@ -573,9 +526,8 @@ impl Session {
             self.events.push_back(Event::BodyChunkReceived { id, data });
         }
         if done {
-            let Reading::Body {
-                status, body, raw, ..
-            } = std::mem::replace(&mut self.reading, Reading::Status)
+            let Reading::Body { status, body, raw, .. } =
+                std::mem::replace(&mut self.reading, Reading::Status)
             else {
                 unreachable!()
             };
@@ -589,14 +541,7 @@ impl Session {
                 }
             }
             let streamed = self.in_flight.front().is_some_and(|f| f.stream);
-            self.finish(
-                status,
-                if streamed {
-                    Some(Vec::new())
-                } else {
-                    Some(body)
-                },
-            );
+            self.finish(status, if streamed { Some(Vec::new()) } else { Some(body) });
         }
         Some(pos + used)
     }
@@ -623,10 +568,7 @@ impl Session {
             // Nothing outstanding: a server saying goodbye ("-ERR
             // Disconnected for inactivity") or one that sent too many replies.
             return self.fail(match status.status {
-                Status::Err => Error::Server(ServerReply {
-                    resp_code: status.resp_code,
-                    text: status.text,
-                }),
+                Status::Err => Error::Server(ServerReply { resp_code: status.resp_code, text: status.text }),
                 Status::Ok => Error::Protocol(format!(
                     "unexpected reply with no command outstanding: \"{}\"",
                     excerpt(line, 80)
@@ -635,12 +577,7 @@ impl Session {
         };
         if status.status == Status::Ok && front.cmd.is_multiline() {
             let raw = self.opts.transcript.then(|| (Vec::new(), 0));
-            self.reading = Reading::Body {
-                status,
-                decoder: BodyDecoder::new(),
-                body: Vec::new(),
-                raw,
-            };
+            self.reading = Reading::Body { status, decoder: BodyDecoder::new(), body: Vec::new(), raw };
         } else {
             self.finish(status, None);
         }
@@ -659,10 +596,7 @@ impl Session {
         };
         self.transcribe(Direction::S, status_transcript(line));
         if parsed.status == Status::Err {
-            return self.fail(Error::Server(ServerReply {
-                resp_code: parsed.resp_code,
-                text: parsed.text,
-            }));
+            return self.fail(Error::Server(ServerReply { resp_code: parsed.resp_code, text: parsed.text }));
         }
         let greeting = Greeting {
             apop_timestamp: response::apop_timestamp(&parsed.text),
@@ -685,21 +619,16 @@ impl Session {
             Some(Sasl::Deferred(ir)) => Ok(ir),
             Some(Sasl::Running) => match B64.decode(data) {
                 Ok(challenge) => mechanism.respond(&challenge),
-                Err(_) => Err(SaslError(
-                    "the server's challenge is not valid base64".into(),
-                )),
+                Err(_) => Err(SaslError("the server's challenge is not valid base64".into())),
             },
             Some(Sasl::Cancelled(_)) | None => {
-                return self.fail(Error::Protocol(
-                    "continuation after the exchange was cancelled".into(),
-                ));
+                return self.fail(Error::Protocol("continuation after the exchange was cancelled".into()));
             }
         };
         match answer {
             Ok(resp) => {
                 front.sasl = Some(Sasl::Running);
-                self.output
-                    .extend_from_slice(B64.encode(resp.expose()).as_bytes());
+                self.output.extend_from_slice(B64.encode(resp.expose()).as_bytes());
                 self.output.extend_from_slice(b"\r\n");
                 self.transcribe(Direction::C, REDACTED.to_string());
             }
@@ -718,12 +647,8 @@ impl Session {
             return;
         };
         let ok = status.status == Status::Ok;
-        let response = Response {
-            status: status.status,
-            resp_code: status.resp_code,
-            text: status.text,
-            body,
-        };
+        let response =
+            Response { status: status.status, resp_code: status.resp_code, text: status.text, body };
         let mut result = Ok(response);
         match &mut f.cmd {
             Command::User { .. } => self.user_accepted = ok,
@@ -751,10 +676,7 @@ impl Session {
                 } else if ok {
                     if let Err(SaslError(detail)) = mechanism.complete() {
                         // SCRAM: the server never proved it knows the password.
-                        let e = Error::AuthFailed {
-                            reply: None,
-                            detail,
-                        };
+                        let e = Error::AuthFailed { reply: None, detail };
                         self.complete(f.id, Err(e.clone()));
                         return self.fail(e);
                     }
@@ -768,12 +690,7 @@ impl Session {
             }
             Command::Utf8 if ok => self.utf8 = true,
             Command::Capa => {
-                if let Ok(Response {
-                    status: Status::Ok,
-                    body: Some(body),
-                    ..
-                }) = &result
-                {
+                if let Ok(Response { status: Status::Ok, body: Some(body), .. }) = &result {
                     self.capabilities = Some(Capabilities::parse(body));
                     self.events.push_back(Event::CapabilitiesUpdated);
                 }
@@ -788,11 +705,7 @@ impl Session {
         self.state = State::Transaction;
         self.capabilities = None;
         if self.opts.recapa {
-            self.queue.push_front(Queued {
-                id: None,
-                cmd: Command::Capa,
-                stream: false,
-            });
+            self.queue.push_front(Queued { id: None, cmd: Command::Capa, stream: false });
         }
     }
 }

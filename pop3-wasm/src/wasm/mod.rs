@@ -1,1 +1,28 @@
+//! The JS face of the client: `Pop3Client`, its WebSocket transport to
+//! `ws-bridge`, and the mapping of errors onto `Pop3Error`.
+//!
+//! ```text
+//!   JS call ──► Pop3Client ──enqueue──► proto::Session ──bytes──► WebSocket (binary frames)
+//!   Promise ◄── oneshot    ◄──events─── proto::Session ◄──feed─── WebSocket (binary frames)
+//!                                         control (JSON text frames): connect, stls, tls, error
+//! ```
+//!
+//! The WebSocket is whatever constructor the runtime has: the global one in
+//! browsers and Node ≥ 22, the `ws` package on Node 20 (the Node entry
+//! passes it in), or the caller's `WebSocket` option. The bindings below
+//! are structural, so any object with the browser WebSocket's shape works.
 
+mod client;
+mod failure;
+mod js;
+
+use wasm_bindgen::prelude::*;
+
+/// Called once by the JS entry points: the `Pop3Error` class to throw, and
+/// the WebSocket constructor to use when neither the caller nor the global
+/// scope provides one.
+#[wasm_bindgen]
+pub fn configure(error_class: JsValue, default_websocket: JsValue) {
+    failure::set_error_class(error_class);
+    js::set_default_websocket(default_websocket);
+}
