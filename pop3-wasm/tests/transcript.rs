@@ -674,3 +674,113 @@ fn transcript_and_debug_never_show_secrets() {
     assert!(!all.contains("s3cr3t"));
     assert!(!all.contains(&base64_of("\0alice\0s3cr3t-Pw")));
 }
+
+// ---- SASL exchanges through the session, byte-exact --------------------------
+
+fn b64(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn sent_line(s: &mut Session) -> String {
+    String::from_utf8(s.take_output()).unwrap()
+}
+
+#[test]
+fn scram_sha256_exchange_verifies_the_server() {
+    use pop3_wasm::proto::{Scram, ScramHash};
+    let mut s = logged_out_session(lockstep());
+    let m = Scram::new(ScramHash::Sha256, "user", Secret::new("pencil".into()), "rOprNGfwEbeRWgbNEkqO");
+    s.enqueue(Command::Auth { mechanism: Box::new(m) }).unwrap();
+    assert_eq!(sent_line(&mut s), format!("AUTH SCRAM-SHA-256 {}\r\n", b64(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO")));
+    let server_first = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    s.feed(format!("+ {}\r\n", b64(server_first)).as_bytes());
+    assert_eq!(
+        sent_line(&mut s),
+        format!(
+            "{}\r\n",
+            b64(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+        )
+    );
+    s.feed(format!("+ {}\r\n", b64(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")).as_bytes());
+    assert_eq!(sent_line(&mut s), "\r\n", "an empty response after the server's proof");
+    s.feed(b"+OK logged in\r\n");
+    assert!(next_result(&mut s).unwrap().is_ok());
+    assert_eq!(s.state(), State::Transaction);
+}
+
+#[test]
+fn scram_with_a_bad_server_signature_is_auth_failed_even_after_ok() {
+    use pop3_wasm::proto::{Scram, ScramHash};
+    let first = b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096";
+    // A server that skips its proof and says +OK at once.
+    let mut s = logged_out_session(lockstep());
+    let m = Scram::new(ScramHash::Sha1, "user", Secret::new("pencil".into()), "fyko+d2lbbFgONRv9qkxdawL");
+    s.enqueue(Command::Auth { mechanism: Box::new(m) }).unwrap();
+    s.take_output();
+    s.feed(format!("+ {}\r\n", b64(first)).as_bytes());
+    s.take_output();
+    s.feed(b"+OK welcome\r\n");
+    assert_eq!(next_result(&mut s).unwrap_err().code(), "AUTH_FAILED");
+    assert_eq!(s.fatal().unwrap().code(), "AUTH_FAILED", "the session is not trusted any more");
+    // A server whose proof is wrong: the client cancels.
+    let mut s = logged_out_session(lockstep());
+    let m = Scram::new(ScramHash::Sha1, "user", Secret::new("pencil".into()), "fyko+d2lbbFgONRv9qkxdawL");
+    s.enqueue(Command::Auth { mechanism: Box::new(m) }).unwrap();
+    s.take_output();
+    s.feed(format!("+ {}\r\n", b64(first)).as_bytes());
+    s.take_output();
+    s.feed(format!("+ {}\r\n", b64(b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAA=")).as_bytes());
+    assert_eq!(sent_line(&mut s), "*\r\n");
+    s.feed(b"+OK fine by me\r\n");
+    assert_eq!(next_result(&mut s).unwrap_err().code(), "AUTH_FAILED");
+    assert!(s.fatal().is_some());
+}
+
+#[test]
+fn xoauth2_two_step_failure_reports_the_error_json() {
+    use pop3_wasm::proto::XOAuth2;
+    let mut s = logged_out_session(lockstep());
+    s.enqueue(Command::Auth { mechanism: Box::new(XOAuth2::new("u@example.com", Secret::new("tok".into()))) })
+        .unwrap();
+    assert_eq!(sent_line(&mut s), "AUTH XOAUTH2\r\n");
+    s.feed(b"+ \r\n");
+    assert_eq!(sent_line(&mut s), format!("{}\r\n", b64(b"user=u@example.com\x01auth=Bearer tok\x01\x01")));
+    let json = br#"{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}"#;
+    s.feed(format!("+ {}\r\n", b64(json)).as_bytes());
+    assert_eq!(sent_line(&mut s), "\r\n");
+    s.feed(b"-ERR [AUTH] Invalid credentials\r\n");
+    let e = next_result(&mut s).unwrap_err();
+    assert_eq!(e.code(), "AUTH_FAILED");
+    assert!(e.to_string().contains("Invalid credentials"), "{e}");
+    match e {
+        pop3_wasm::proto::Error::AuthFailed { detail, .. } => assert!(detail.contains(r#""status":"400""#)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn oauthbearer_with_a_4k_token_goes_after_the_challenge_and_fails_cleanly() {
+    use pop3_wasm::proto::OAuthBearer;
+    let token = "t".repeat(4096);
+    let mut s = logged_out_session(lockstep());
+    s.enqueue(Command::Auth { mechanism: Box::new(OAuthBearer::new("u", Secret::new(token.clone()))) }).unwrap();
+    assert_eq!(sent_line(&mut s), "AUTH OAUTHBEARER\r\n", "too long for the AUTH line");
+    s.feed(b"+ \r\n");
+    let expected = format!("n,a=u,\x01auth=Bearer {token}\x01\x01");
+    assert_eq!(sent_line(&mut s), format!("{}\r\n", b64(expected.as_bytes())));
+    s.feed(format!("+ {}\r\n", b64(br#"{"status":"invalid_token"}"#)).as_bytes());
+    assert_eq!(sent_line(&mut s), "AQ==\r\n", "the \\x01 reply");
+    s.feed(b"-ERR Authentication failed\r\n");
+    let e = next_result(&mut s).unwrap_err();
+    assert_eq!(e.code(), "AUTH_FAILED");
+    assert_eq!(s.state(), State::Authorization);
+    // Success with the same flow.
+    s.enqueue(Command::Auth { mechanism: Box::new(OAuthBearer::new("u", Secret::new(token))) }).unwrap();
+    s.take_output();
+    s.feed(b"+\r\n");
+    s.take_output();
+    s.feed(b"+OK\r\n");
+    assert!(next_result(&mut s).unwrap().is_ok());
+    assert_eq!(s.state(), State::Transaction);
+}

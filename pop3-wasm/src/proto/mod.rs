@@ -31,9 +31,13 @@ pub use multiline::BodyDecoder;
 pub use response::{
     Status, apop_timestamp, parse_list, parse_list_entry, parse_stat, parse_uidl, parse_uidl_entry,
 };
-pub use sasl::{Mechanism, Plain, SaslError};
+pub use sasl::{
+    CramMd5, Login, Mechanism, OAuthBearer, Plain, SCRAM_MAX_ITERATIONS, SaslError, Scram, ScramHash, XOAuth2,
+};
 pub use secret::{REDACTED, Secret};
-pub use session::{CommandId, Direction, Event, Greeting, Options, Response, Session, TranscriptLine};
+pub use session::{
+    CommandId, Direction, Event, Greeting, LineKind, Options, Response, Session, TranscriptLine,
+};
 pub use state::State;
 
 /// RFC 1939 § 7: the APOP digest, lowercase hex MD5 of timestamp + secret.

@@ -88,7 +88,24 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TranscriptLine {
     pub dir: Direction,
+    pub kind: LineKind,
+    /// The command this line sends or answers (none for the greeting and
+    /// for the session's own CAPA).
+    pub id: Option<CommandId>,
     pub line: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    Greeting,
+    /// A command line the client sent.
+    Command,
+    /// The status line (`+OK`/`-ERR`) that answers a command.
+    Status,
+    /// A SASL challenge or response.
+    Continuation,
+    /// A line of a multi-line body, as on the wire.
+    Data,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +114,11 @@ pub enum Event {
     CommandCompleted {
         id: CommandId,
         result: Result<Response, Error>,
+    },
+    /// `+OK` to a streamed command: its body follows as `BodyChunkReceived`.
+    BodyStarted {
+        id: CommandId,
+        text: String,
     },
     /// A piece of a streamed body, already unstuffed.
     BodyChunkReceived {
@@ -387,10 +409,14 @@ impl Session {
         }
     }
 
-    fn transcribe(&mut self, dir: Direction, line: String) {
+    fn transcribe(&mut self, dir: Direction, kind: LineKind, id: Option<CommandId>, line: String) {
         if self.opts.transcript {
-            self.events.push_back(Event::LineTranscribed(TranscriptLine { dir, line }));
+            self.events.push_back(Event::LineTranscribed(TranscriptLine { dir, kind, id, line }));
         }
+    }
+
+    fn front_id(&self) -> Option<CommandId> {
+        self.in_flight.front().and_then(|f| f.id)
     }
 
     /// Releases queued commands as far as lockstep/pipelining allow.
@@ -456,15 +482,15 @@ impl Session {
                     format!("AUTH {}", mechanism_name(&cmd))
                 };
                 cmd.encode(&mut self.output, inline.as_deref());
-                self.transcribe(Direction::C, shown);
+                self.transcribe(Direction::C, LineKind::Command, id, shown);
             }
             Command::Stls if self.opts.stls_by_transport => {
-                self.transcribe(Direction::C, cmd.transcript_line());
+                self.transcribe(Direction::C, LineKind::Command, id, cmd.transcript_line());
                 self.events.push_back(Event::StlsRequested);
             }
             _ => {
                 cmd.encode(&mut self.output, None);
-                self.transcribe(Direction::C, cmd.transcript_line());
+                self.transcribe(Direction::C, LineKind::Command, id, cmd.transcript_line());
             }
         }
         self.in_flight.push_back(InFlight { id, cmd, stream, sasl });
@@ -532,12 +558,23 @@ impl Session {
                 unreachable!()
             };
             if let Some((raw, dropped)) = raw {
+                let id = self.front_id();
                 for l in raw.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                     let l = l.strip_suffix(b"\r").unwrap_or(l);
-                    self.transcribe(Direction::S, String::from_utf8_lossy(l).into_owned());
+                    self.transcribe(
+                        Direction::S,
+                        LineKind::Data,
+                        id,
+                        String::from_utf8_lossy(l).into_owned(),
+                    );
                 }
                 if dropped > 0 {
-                    self.transcribe(Direction::S, format!("[… {dropped} more octets not shown]"));
+                    self.transcribe(
+                        Direction::S,
+                        LineKind::Data,
+                        id,
+                        format!("[… {dropped} more octets not shown]"),
+                    );
                 }
             }
             let streamed = self.in_flight.front().is_some_and(|f| f.stream);
@@ -558,12 +595,14 @@ impl Session {
         let status = match parsed {
             Line::Continuation(data) => {
                 let shown = format!("+ {}", String::from_utf8_lossy(&data));
-                self.transcribe(Direction::S, shown.trim_end().to_string());
+                let id = self.front_id();
+                self.transcribe(Direction::S, LineKind::Continuation, id, shown.trim_end().to_string());
                 return self.handle_continuation(&data);
             }
             Line::Status(s) => s,
         };
-        self.transcribe(Direction::S, status_transcript(line));
+        let id = self.front_id();
+        self.transcribe(Direction::S, LineKind::Status, id, status_transcript(line));
         let Some(front) = self.in_flight.front() else {
             // Nothing outstanding: a server saying goodbye ("-ERR
             // Disconnected for inactivity") or one that sent too many replies.
@@ -576,6 +615,9 @@ impl Session {
             });
         };
         if status.status == Status::Ok && front.cmd.is_multiline() {
+            if let (true, Some(id)) = (front.stream, front.id) {
+                self.events.push_back(Event::BodyStarted { id, text: status.text.clone() });
+            }
             let raw = self.opts.transcript.then(|| (Vec::new(), 0));
             self.reading = Reading::Body { status, decoder: BodyDecoder::new(), body: Vec::new(), raw };
         } else {
@@ -594,7 +636,7 @@ impl Session {
                 )));
             }
         };
-        self.transcribe(Direction::S, status_transcript(line));
+        self.transcribe(Direction::S, LineKind::Greeting, None, status_transcript(line));
         if parsed.status == Status::Err {
             return self.fail(Error::Server(ServerReply { resp_code: parsed.resp_code, text: parsed.text }));
         }
@@ -630,13 +672,15 @@ impl Session {
                 front.sasl = Some(Sasl::Running);
                 self.output.extend_from_slice(B64.encode(resp.expose()).as_bytes());
                 self.output.extend_from_slice(b"\r\n");
-                self.transcribe(Direction::C, REDACTED.to_string());
+                let id = self.front_id();
+                self.transcribe(Direction::C, LineKind::Continuation, id, REDACTED.to_string());
             }
             Err(e) => {
                 // RFC 5034 § 4: "*" cancels; the server answers -ERR.
                 front.sasl = Some(Sasl::Cancelled(e));
                 self.output.extend_from_slice(b"*\r\n");
-                self.transcribe(Direction::C, "*".to_string());
+                let id = self.front_id();
+                self.transcribe(Direction::C, LineKind::Continuation, id, "*".to_string());
             }
         }
     }
@@ -673,7 +717,13 @@ impl Session {
                         return self.fail(e);
                     }
                     result = Err(Error::AuthFailed { reply, detail });
-                } else if ok {
+                } else if !ok {
+                    if let Some(detail) = mechanism.failure_detail() {
+                        // The OAuth error JSON says more than the -ERR line.
+                        let reply = result.as_ref().ok().map(Response::reply);
+                        result = Err(Error::AuthFailed { reply, detail });
+                    }
+                } else {
                     if let Err(SaslError(detail)) = mechanism.complete() {
                         // SCRAM: the server never proved it knows the password.
                         let e = Error::AuthFailed { reply: None, detail };
