@@ -33,6 +33,16 @@ export interface TranscriptLine {
   dir: 'C' | 'S';
   /** The line without CRLF; passwords and SASL data read `[redacted]`. */
   line: string;
+  /** On the status line that answers a command: ms since the command was sent. */
+  latencyMs?: number;
+}
+
+/** Options every call takes as its last argument. */
+export interface CallOptions {
+  /** Aborting drops the session (no QUIT) and rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** This call's deadline; default: the connection's `timeouts.command`. */
+  timeoutMs?: number;
 }
 
 export interface ConnectOptions {
@@ -47,6 +57,16 @@ export interface ConnectOptions {
   token?: string;
   /** Deadline for each step and each command, in ms. Default 30000. */
   timeoutMs?: number;
+  /** Per phase deadlines, each defaulting to `timeoutMs`. */
+  timeouts?: { connect?: number; tls?: number; greeting?: number; command?: number };
+  /** Aborts connecting (and drops the session). */
+  signal?: AbortSignal;
+  /** Set false to stay in lockstep even when the server offers PIPELINING. */
+  pipelining?: boolean;
+  /** Commands in flight at once when pipelining. Default 64. */
+  pipelineWindow?: number;
+  /** Send NOOP after this many idle ms in TRANSACTION state. */
+  keepaliveMs?: number;
   /** A WebSocket constructor for runtimes without a global one. */
   WebSocket?: unknown;
   onTranscript?: (line: TranscriptLine) => void;
@@ -94,6 +114,35 @@ export interface Deviation {
   description: string;
 }
 
+export interface Summary {
+  id: number;
+  uid: string | null;
+  size: number | null;
+  /** `Name <address>` or the bare address, decoded (RFC 2047). */
+  from: string | null;
+  to: string | null;
+  subject: string | null;
+  /** RFC 3339 with the header's own offset. */
+  date: string | null;
+  /** Without angle brackets. */
+  messageId: string | null;
+  /** Set when the server refused one of this message's commands. */
+  error: string | null;
+}
+
+export type Progress = (done: number, total: number | null) => void;
+
+export type Mechanism =
+  | 'SCRAM-SHA-256'
+  | 'SCRAM-SHA-1'
+  | 'CRAM-MD5'
+  | 'APOP'
+  | 'PLAIN'
+  | 'LOGIN'
+  | 'USER'
+  | 'XOAUTH2'
+  | 'OAUTHBEARER';
+
 export class Pop3Client {
   private constructor();
   static connect(options: ConnectOptions): Promise<Pop3Client>;
@@ -101,27 +150,50 @@ export class Pop3Client {
   readonly greeting: string | undefined;
   readonly tls: TlsInfo | null;
   readonly state: 'AUTHORIZATION' | 'TRANSACTION' | 'CLOSED';
+  /** Whether commands are pipelined (the server announced PIPELINING). */
+  readonly pipelining: boolean;
   /** Spec deviations of the server that the client tolerated. */
   readonly deviations: Deviation[];
-  capa(): Promise<Capabilities>;
-  /** Logs in with the strongest mechanism offered; resolves to its name. */
-  login(user: string, password: string): Promise<string>;
-  auth(mechanism: string, credentials: { username: string; password?: string; token?: string }): Promise<string>;
-  apop(user: string, password: string): Promise<string>;
-  stat(): Promise<{ count: number; size: number }>;
-  list(): Promise<Array<{ id: number; size: number }>>;
-  list(id: number): Promise<{ id: number; size: number }>;
-  uidl(): Promise<Array<{ id: number; uid: string }>>;
-  uidl(id: number): Promise<{ id: number; uid: string }>;
-  top(id: number, lines: number): Promise<Uint8Array>;
-  retr(id: number): Promise<Uint8Array>;
-  dele(id: number): Promise<string>;
-  rset(): Promise<string>;
-  noop(): Promise<string>;
+  capa(options?: CallOptions): Promise<Capabilities>;
+  /**
+   * Logs in with the strongest mechanism offered (SCRAM-SHA-256 > SCRAM-SHA-1 >
+   * CRAM-MD5 > APOP > PLAIN > LOGIN > USER; readable ones only over TLS unless
+   * allowInsecureAuth); resolves to its name.
+   */
+  login(user: string, password: string, options?: CallOptions): Promise<Mechanism>;
+  /** A forced mechanism; OAuth ones take `token` instead of `password`. */
+  auth(
+    mechanism: Mechanism | string,
+    credentials: { username: string; password?: string; token?: string },
+    options?: CallOptions,
+  ): Promise<Mechanism>;
+  apop(user: string, password: string, options?: CallOptions): Promise<'APOP'>;
+  stat(options?: CallOptions): Promise<{ count: number; size: number }>;
+  list(options?: CallOptions): Promise<Array<{ id: number; size: number }>>;
+  list(id: number, options?: CallOptions): Promise<{ id: number; size: number }>;
+  uidl(options?: CallOptions): Promise<Array<{ id: number; uid: string }>>;
+  uidl(id: number, options?: CallOptions): Promise<{ id: number; uid: string }>;
+  top(id: number, lines: number, options?: CallOptions): Promise<Uint8Array>;
+  retr(id: number, options?: CallOptions & { onProgress?: (received: number, total: number | null) => void }): Promise<Uint8Array>;
+  /** The body as a stream (resolves on `+OK`); the socket pauses while the stream is full. */
+  retrStream(id: number, options?: CallOptions): Promise<ReadableStream<Uint8Array>>;
+  topStream(id: number, lines: number, options?: CallOptions): Promise<ReadableStream<Uint8Array>>;
+  /** LIST + UIDL + TOP n 0, pipelined, headers decoded. */
+  summaries(options?: CallOptions & { onProgress?: Progress }): Promise<Summary[]>;
+  summaries(ids: number[], options?: CallOptions & { onProgress?: Progress }): Promise<Summary[]>;
+  retrMany(
+    ids: number[],
+    options?: CallOptions & { onProgress?: Progress },
+  ): Promise<Array<{ id: number; body: Uint8Array | null; error: Pop3Error | null }>>;
+  /** Marks many messages; nothing is deleted until `quit()`. */
+  deleMany(ids: number[], options?: CallOptions): Promise<Array<{ id: number; error: Pop3Error | null }>>;
+  dele(id: number, options?: CallOptions): Promise<string>;
+  rset(options?: CallOptions): Promise<string>;
+  noop(options?: CallOptions): Promise<string>;
   /** One command line as typed; `-ERR` resolves (ok: false) rather than rejects. */
-  raw(line: string): Promise<RawReply>;
+  raw(line: string, options?: CallOptions): Promise<RawReply>;
   /** QUIT: commits deletions and closes. */
-  quit(): Promise<string>;
+  quit(options?: CallOptions): Promise<string>;
   /** Drops the session without QUIT: nothing marked is deleted. */
   close(): void;
   /** Frees the wasm side (closes without QUIT). */

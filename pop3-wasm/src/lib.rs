@@ -7,6 +7,7 @@
 //!   transport to `ws-bridge`, and the mapping of errors onto `Pop3Error`.
 
 pub mod proto;
+pub mod summary;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

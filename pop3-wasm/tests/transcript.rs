@@ -692,8 +692,12 @@ fn scram_sha256_exchange_verifies_the_server() {
     let mut s = logged_out_session(lockstep());
     let m = Scram::new(ScramHash::Sha256, "user", Secret::new("pencil".into()), "rOprNGfwEbeRWgbNEkqO");
     s.enqueue(Command::Auth { mechanism: Box::new(m) }).unwrap();
-    assert_eq!(sent_line(&mut s), format!("AUTH SCRAM-SHA-256 {}\r\n", b64(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO")));
-    let server_first = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    assert_eq!(
+        sent_line(&mut s),
+        format!("AUTH SCRAM-SHA-256 {}\r\n", b64(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"))
+    );
+    let server_first =
+        b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
     s.feed(format!("+ {}\r\n", b64(server_first)).as_bytes());
     assert_eq!(
         sent_line(&mut s),
@@ -741,8 +745,10 @@ fn scram_with_a_bad_server_signature_is_auth_failed_even_after_ok() {
 fn xoauth2_two_step_failure_reports_the_error_json() {
     use pop3_wasm::proto::XOAuth2;
     let mut s = logged_out_session(lockstep());
-    s.enqueue(Command::Auth { mechanism: Box::new(XOAuth2::new("u@example.com", Secret::new("tok".into()))) })
-        .unwrap();
+    s.enqueue(Command::Auth {
+        mechanism: Box::new(XOAuth2::new("u@example.com", Secret::new("tok".into()))),
+    })
+    .unwrap();
     assert_eq!(sent_line(&mut s), "AUTH XOAUTH2\r\n");
     s.feed(b"+ \r\n");
     assert_eq!(sent_line(&mut s), format!("{}\r\n", b64(b"user=u@example.com\x01auth=Bearer tok\x01\x01")));
@@ -764,7 +770,8 @@ fn oauthbearer_with_a_4k_token_goes_after_the_challenge_and_fails_cleanly() {
     use pop3_wasm::proto::OAuthBearer;
     let token = "t".repeat(4096);
     let mut s = logged_out_session(lockstep());
-    s.enqueue(Command::Auth { mechanism: Box::new(OAuthBearer::new("u", Secret::new(token.clone()))) }).unwrap();
+    s.enqueue(Command::Auth { mechanism: Box::new(OAuthBearer::new("u", Secret::new(token.clone()))) })
+        .unwrap();
     assert_eq!(sent_line(&mut s), "AUTH OAUTHBEARER\r\n", "too long for the AUTH line");
     s.feed(b"+ \r\n");
     let expected = format!("n,a=u,\x01auth=Bearer {token}\x01\x01");

@@ -73,10 +73,16 @@ impl fmt::Display for Error {
                 Some(code) => write!(f, "server error [{code}]: {}", r.text),
                 None => write!(f, "server error: {}", r.text),
             },
-            Error::AuthFailed { reply: Some(r), .. } => match &r.resp_code {
-                Some(code) => write!(f, "authentication failed [{code}]: {}", r.text),
-                None => write!(f, "authentication failed: {}", r.text),
-            },
+            Error::AuthFailed { reply: Some(r), detail } => {
+                match &r.resp_code {
+                    Some(code) => write!(f, "authentication failed [{code}]: {}", r.text)?,
+                    None => write!(f, "authentication failed: {}", r.text)?,
+                }
+                if !detail.is_empty() {
+                    write!(f, " ({detail})")?;
+                }
+                Ok(())
+            }
             Error::AuthFailed { reply: None, detail } => {
                 write!(f, "authentication failed: {detail}")
             }

@@ -215,6 +215,7 @@ pub struct Session {
     capabilities: Option<Capabilities>,
     deviations: Deviations,
     fatal: Option<Error>,
+    recapa_id: Option<CommandId>,
 }
 
 impl std::fmt::Debug for Session {
@@ -247,6 +248,7 @@ impl Session {
             capabilities: None,
             deviations: Deviations::default(),
             fatal: None,
+            recapa_id: None,
         }
     }
 
@@ -755,8 +757,17 @@ impl Session {
         self.state = State::Transaction;
         self.capabilities = None;
         if self.opts.recapa {
-            self.queue.push_front(Queued { id: None, cmd: Command::Capa, stream: false });
+            let id = self.next_id;
+            self.next_id += 1;
+            self.recapa_id = Some(id);
+            self.queue.push_front(Queued { id: Some(id), cmd: Command::Capa, stream: false });
         }
+    }
+
+    /// The CAPA the session queued itself after a successful login, once:
+    /// a caller that wants the new capabilities before going on waits for it.
+    pub fn take_recapa(&mut self) -> Option<CommandId> {
+        self.recapa_id.take()
     }
 }
 

@@ -1,4 +1,11 @@
 //! `Pop3Client`: the promise-based API of DESIGN.md over the sans-IO core.
+//!
+//! One `Inner` per session, shared by the socket's event handlers and the
+//! pending calls. Every call enqueues commands in the core and waits on a
+//! oneshot that `dispatch` completes when the core reports the answer. JS
+//! callbacks (transcript, progress, stream controllers) are collected while
+//! `Inner` is borrowed and run after the borrow ends, so a callback may call
+//! back into the client.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -12,23 +19,56 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::failure::Failure;
-use super::js::{Socket, Timer, websocket_constructor};
+use super::js::{Interval, Socket, Timer, call_if_present, random_bytes, websocket_constructor};
 use crate::proto::{
-    Capabilities, Command, CommandId, Event, Expire, Options, Plain, Response, Secret, Session, State,
-    Status, apop_digest, parse_list, parse_list_entry, parse_stat, parse_uidl, parse_uidl_entry,
+    Capabilities, Command, CommandId, CramMd5, Direction, Event, Expire, LineKind, Login, Mechanism,
+    OAuthBearer, Options, Plain, Response, Scram, ScramHash, Secret, Session, State, Status, XOAuth2,
+    apop_digest, parse_list, parse_list_entry, parse_stat, parse_uidl, parse_uidl_entry,
 };
+use crate::summary::summarize;
 
 /// The session wire format spoken with ws-bridge (see the README).
 const SUBPROTOCOL: &str = "pop3-bridge.v1";
 const DEFAULT_TIMEOUT_MS: f64 = 30_000.0;
+/// Bytes a `ReadableStream` may hold before the socket is paused.
+const STREAM_HIGH_WATER: f64 = 1024.0 * 1024.0;
 
 type Shared = Rc<RefCell<Inner>>;
 type Reply = Result<Response, Failure>;
+
+/// Deadlines for each phase of a session, in ms.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    connect: f64,
+    tls: f64,
+    greeting: f64,
+    command: f64,
+}
+
+/// Where the body of a streamed command goes.
+enum Sink {
+    /// A `ReadableStream` the caller reads.
+    Stream { controller: JsValue, cancelled: bool },
+    /// `retr(n, { onProgress })`: collected here, progress reported.
+    Collect { buf: Vec<u8>, on_progress: Function, total: JsValue },
+}
+
+/// JS calls to make once `Inner` is no longer borrowed.
+enum Action {
+    Transcript(Function, Object),
+    Enqueue(JsValue, Uint8Array),
+    CloseStream(JsValue),
+    ErrorStream(JsValue, JsValue),
+    Progress(Function, f64, JsValue),
+}
 
 struct Inner {
     session: Session,
     socket: Option<Socket>,
     waiters: HashMap<CommandId, oneshot::Sender<Reply>>,
+    started: HashMap<CommandId, oneshot::Sender<Result<String, Failure>>>,
+    sinks: HashMap<CommandId, Sink>,
+    sent_at: HashMap<CommandId, f64>,
     on_open: Option<oneshot::Sender<Result<(), Failure>>>,
     on_connected: Option<oneshot::Sender<Result<(), Failure>>>,
     on_greeting: Option<oneshot::Sender<Result<(), Failure>>>,
@@ -36,11 +76,16 @@ struct Inner {
     /// Sticky: once set, every call fails with it.
     failure: Option<Failure>,
     opened: bool,
+    paused: bool,
     tls: JsValue,
     transcript: Option<Function>,
     allow_insecure_auth: bool,
-    timeout_ms: f64,
+    deadlines: Deadlines,
     bridge: String,
+    host: String,
+    port: u16,
+    last_activity: f64,
+    keepalive: Option<Interval>,
 }
 
 impl Inner {
@@ -49,10 +94,36 @@ impl Inner {
     }
 
     fn close_socket(&mut self, reason: &str) {
+        self.keepalive = None;
         if let Some(s) = self.socket.take() {
+            if self.paused {
+                call_if_present(&s, "resume");
+            }
             let _ = s.close(1000, reason);
         }
     }
+
+    fn set_paused(&mut self, pause: bool) {
+        if self.paused != pause {
+            if let Some(s) = &self.socket {
+                call_if_present(s, if pause { "pause" } else { "resume" });
+            }
+            self.paused = pause;
+        }
+    }
+
+    /// Reads `ws`'s buffering: the data waiting in the socket's read side
+    /// cannot be seen, but a paused socket is ours to resume.
+    fn any_stream_wants_data(&self) -> bool {
+        self.sinks.values().all(|s| match s {
+            Sink::Stream { controller, cancelled } => *cancelled || desired_size(controller) > 0.0,
+            Sink::Collect { .. } => true,
+        })
+    }
+}
+
+fn desired_size(controller: &JsValue) -> f64 {
+    Reflect::get(controller, &"desiredSize".into()).ok().and_then(|v| v.as_f64()).unwrap_or(1.0)
 }
 
 /// Ends the session with `failure`: every outstanding and later call gets
@@ -79,13 +150,12 @@ fn fail(shared: &Shared, failure: Failure) {
 }
 
 /// Hands the core's events to whoever waits for them and sends what the
-/// core wants sent. JS callbacks run after the borrow ends, so a callback
-/// may call back into the client.
+/// core wants sent.
 fn dispatch(shared: &Shared) {
-    let (lines, callback) = {
+    let actions = {
         let mut guard = shared.borrow_mut();
         let inner = &mut *guard;
-        let mut lines = Vec::new();
+        let mut actions = Vec::new();
         while let Some(ev) = inner.session.poll_event() {
             match ev {
                 Event::GreetingReceived(_) => {
@@ -95,11 +165,88 @@ fn dispatch(shared: &Shared) {
                 }
                 Event::CommandCompleted { id, result } => {
                     let result = result.map_err(|e| inner.failure.clone().unwrap_or_else(|| e.into()));
+                    if let Some(tx) = inner.started.remove(&id) {
+                        let _ = tx.send(match &result {
+                            Ok(r) if r.is_ok() => Ok(r.text.clone()),
+                            Ok(r) => Err(r
+                                .clone()
+                                .into_result(false)
+                                .err()
+                                .map(Failure::from)
+                                .unwrap_or_else(|| Failure::new("SERVER_ERROR", "the server refused"))),
+                            Err(f) => Err(f.clone()),
+                        });
+                    }
+                    if let Some(sink) = inner.sinks.remove(&id) {
+                        if let Sink::Stream { controller, cancelled: false } = sink {
+                            match &result {
+                                Ok(r) if r.is_ok() => actions.push(Action::CloseStream(controller)),
+                                Ok(_) => {}
+                                Err(f) => actions.push(Action::ErrorStream(controller, f.clone().into())),
+                            }
+                        } else if let Sink::Collect { buf, .. } = sink {
+                            // The caller gets the collected body as the response's.
+                            if let Some(tx) = inner.waiters.remove(&id) {
+                                let _ = tx.send(result.map(|mut r| {
+                                    if r.is_ok() {
+                                        r.body = Some(buf);
+                                    }
+                                    r
+                                }));
+                            }
+                            continue;
+                        }
+                        let any_stream = inner.sinks.values().any(|s| matches!(s, Sink::Stream { .. }));
+                        if !any_stream {
+                            inner.set_paused(false);
+                        }
+                    }
                     if let Some(tx) = inner.waiters.remove(&id) {
                         let _ = tx.send(result);
                     }
                 }
-                Event::LineTranscribed(l) => lines.push(l),
+                Event::BodyStarted { id, text } => {
+                    if let Some(Sink::Collect { total, .. }) = inner.sinks.get_mut(&id) {
+                        // "+OK 5242818 octets": the size, when the server says it.
+                        if let Some(n) = text.split_whitespace().next().and_then(|w| w.parse::<f64>().ok()) {
+                            *total = JsValue::from_f64(n);
+                        }
+                    }
+                    if let Some(tx) = inner.started.remove(&id) {
+                        let _ = tx.send(Ok(text));
+                    }
+                }
+                Event::BodyChunkReceived { id, data } => match inner.sinks.get_mut(&id) {
+                    Some(Sink::Stream { controller, cancelled: false }) => {
+                        actions.push(Action::Enqueue(controller.clone(), Uint8Array::from(&data[..])));
+                    }
+                    Some(Sink::Collect { buf, on_progress, total }) => {
+                        buf.extend_from_slice(&data);
+                        actions.push(Action::Progress(on_progress.clone(), buf.len() as f64, total.clone()));
+                    }
+                    _ => {}
+                },
+                Event::LineTranscribed(l) => {
+                    let now = js_sys::Date::now();
+                    let latency = match (l.kind, l.id) {
+                        (LineKind::Command, Some(id)) => {
+                            inner.sent_at.insert(id, now);
+                            None
+                        }
+                        (LineKind::Status, Some(id)) => inner.sent_at.remove(&id).map(|t| now - t),
+                        _ => None,
+                    };
+                    if let Some(f) = &inner.transcript {
+                        let o = Object::new();
+                        let dir = if l.dir == Direction::C { "C" } else { "S" };
+                        let _ = Reflect::set(&o, &"dir".into(), &dir.into());
+                        let _ = Reflect::set(&o, &"line".into(), &l.line.into());
+                        if let Some(ms) = latency {
+                            let _ = Reflect::set(&o, &"latencyMs".into(), &ms.into());
+                        }
+                        actions.push(Action::Transcript(f.clone(), o));
+                    }
+                }
                 Event::StlsRequested => {
                     if let Some(s) = &inner.socket {
                         let _ = s.send_text(r#"{"type":"stls"}"#);
@@ -114,43 +261,132 @@ fn dispatch(shared: &Shared) {
                     if let Some(tx) = inner.on_tls.take() {
                         let _ = tx.send(Err(f.clone()));
                     }
+                    for (_, tx) in inner.started.drain() {
+                        let _ = tx.send(Err(f.clone()));
+                    }
+                    for (_, sink) in inner.sinks.drain() {
+                        if let Sink::Stream { controller, cancelled: false } = sink {
+                            actions.push(Action::ErrorStream(controller, f.clone().into()));
+                        }
+                    }
                 }
-                Event::TlsUpgradeRequired | Event::CapabilitiesUpdated | Event::BodyChunkReceived { .. } => {}
+                Event::TlsUpgradeRequired | Event::CapabilitiesUpdated => {}
             }
         }
         let out = inner.session.take_output();
         if !out.is_empty()
             && let Some(s) = &inner.socket
         {
+            inner.last_activity = js_sys::Date::now();
             let _ = s.send_bytes(&Uint8Array::from(&out[..]));
         }
-        (lines, inner.transcript.clone())
+        actions
     };
-    if let Some(f) = callback {
-        for l in lines {
-            let o = Object::new();
-            let _ = Reflect::set(
-                &o,
-                &"dir".into(),
-                &(if l.dir == crate::proto::Direction::C { "C" } else { "S" }).into(),
-            );
-            let _ = Reflect::set(&o, &"line".into(), &l.line.into());
-            let _ = f.call1(&JsValue::NULL, &o);
+    let mut enqueued = false;
+    for a in actions {
+        match a {
+            Action::Transcript(f, o) => {
+                let _ = f.call1(&JsValue::NULL, &o);
+            }
+            Action::Enqueue(controller, chunk) => {
+                call_method(&controller, "enqueue", &[chunk.into()]);
+                enqueued = true;
+            }
+            Action::CloseStream(controller) => call_method(&controller, "close", &[]),
+            Action::ErrorStream(controller, e) => call_method(&controller, "error", &[e]),
+            Action::Progress(f, received, total) => {
+                let _ = f.call2(&JsValue::NULL, &received.into(), &total);
+            }
+        }
+    }
+    if enqueued {
+        // Backpressure: a full stream pauses the socket (the `ws` package
+        // can; a browser WebSocket cannot, and keeps delivering).
+        let mut inner = shared.borrow_mut();
+        let want = inner.any_stream_wants_data();
+        inner.set_paused(!want);
+    }
+}
+
+fn call_method(obj: &JsValue, name: &str, args: &[JsValue]) {
+    if let Ok(f) = Reflect::get(obj, &name.into())
+        && let Some(f) = f.dyn_ref::<Function>()
+    {
+        let _ = f.apply(obj, &args.iter().collect::<Array>());
+    }
+}
+
+/// A call's deadline and abort signal.
+#[derive(Clone)]
+struct Ctx {
+    timeout_ms: f64,
+    signal: JsValue,
+}
+
+/// Removes the abort listener when the wait ends.
+struct AbortListener {
+    signal: JsValue,
+    callback: Closure<dyn FnMut()>,
+}
+
+impl Drop for AbortListener {
+    fn drop(&mut self) {
+        if let Ok(f) = Reflect::get(&self.signal, &"removeEventListener".into())
+            && let Some(f) = f.dyn_ref::<Function>()
+        {
+            let _ = f.call2(&self.signal, &"abort".into(), self.callback.as_ref());
         }
     }
 }
 
-/// Waits for `rx`, or fails the session with `TIMEOUT` after the deadline.
+fn abort_reason(signal: &JsValue) -> JsValue {
+    let reason = Reflect::get(signal, &"reason".into()).unwrap_or(JsValue::UNDEFINED);
+    if reason.is_undefined() { js_sys::Error::new("The operation was aborted").into() } else { reason }
+}
+
+/// Waits for `rx`; on the deadline or an abort, drops the session (no
+/// QUIT) and rejects with `TIMEOUT` or the signal's reason.
 async fn wait<T>(
     shared: &Shared,
     rx: oneshot::Receiver<Result<T, Failure>>,
     what: &str,
+    ctx: &Ctx,
 ) -> Result<T, Failure> {
-    let ms = shared.borrow().timeout_ms;
-    let (ttx, trx) = oneshot::channel::<()>();
-    let _timer = Timer::once(ms, move || {
-        let _ = ttx.send(());
-    });
+    let ms = ctx.timeout_ms;
+    let (ttx, trx) = oneshot::channel::<Result<(), JsValue>>();
+    let ttx = Rc::new(RefCell::new(Some(ttx)));
+    let _timer = {
+        let ttx = ttx.clone();
+        Timer::once(ms, move || {
+            if let Some(tx) = ttx.borrow_mut().take() {
+                let _ = tx.send(Ok(()));
+            }
+        })
+    };
+    let _listener = if ctx.signal.is_object() {
+        if Reflect::get(&ctx.signal, &"aborted".into()).map(|a| a.is_truthy()).unwrap_or(false) {
+            if let Some(tx) = ttx.borrow_mut().take() {
+                let _ = tx.send(Err(abort_reason(&ctx.signal)));
+            }
+            None
+        } else {
+            let signal = ctx.signal.clone();
+            let tx = ttx.clone();
+            let callback = Closure::<dyn FnMut()>::new(move || {
+                if let Some(tx) = tx.borrow_mut().take() {
+                    let _ = tx.send(Err(abort_reason(&signal)));
+                }
+            });
+            call_method(
+                &ctx.signal,
+                "addEventListener",
+                &[JsValue::from_str("abort"), callback.as_ref().clone()],
+            );
+            Some(AbortListener { signal: ctx.signal.clone(), callback })
+        }
+    } else {
+        None
+    };
     match select(rx, trx).await {
         Either::Left((Ok(v), _)) => v,
         Either::Left((Err(_), _)) => Err(shared
@@ -158,7 +394,7 @@ async fn wait<T>(
             .failure
             .clone()
             .unwrap_or_else(|| Failure::new("CONNECTION_CLOSED", "the session ended"))),
-        Either::Right(_) => {
+        Either::Right((Ok(Ok(())), _)) | Either::Right((Err(_), _)) => {
             let f = Failure::new(
                 "TIMEOUT",
                 format!("no answer to {what} within {ms} ms; the session was dropped"),
@@ -166,26 +402,50 @@ async fn wait<T>(
             fail(shared, f.clone());
             Err(f)
         }
+        Either::Right((Ok(Err(reason)), _)) => {
+            fail(
+                shared,
+                Failure::new("CONNECTION_CLOSED", format!("{what} was aborted; the session was dropped")),
+            );
+            let mut f = Failure::new("CONNECTION_CLOSED", "aborted");
+            f.abort_reason = Some(reason);
+            Err(f)
+        }
     }
 }
 
-fn enqueue(shared: &Shared, cmd: Command) -> Result<oneshot::Receiver<Reply>, Failure> {
+fn enqueue_with(
+    shared: &Shared,
+    cmd: Command,
+    sink: Option<Sink>,
+) -> Result<(CommandId, oneshot::Receiver<Reply>), Failure> {
     let mut inner = shared.borrow_mut();
     if let Some(f) = &inner.failure {
         return Err(f.clone());
     }
-    let id = inner.session.enqueue(cmd)?;
+    let id = match sink {
+        Some(sink) => {
+            let id = inner.session.enqueue_streaming(cmd)?;
+            inner.sinks.insert(id, sink);
+            id
+        }
+        None => inner.session.enqueue(cmd)?,
+    };
     let (tx, rx) = oneshot::channel();
     inner.waiters.insert(id, tx);
-    Ok(rx)
+    Ok((id, rx))
+}
+
+fn enqueue(shared: &Shared, cmd: Command) -> Result<oneshot::Receiver<Reply>, Failure> {
+    enqueue_with(shared, cmd, None).map(|(_, rx)| rx)
 }
 
 /// Sends one command and waits for its complete answer (`-ERR` included).
-async fn command(shared: &Shared, cmd: Command) -> Reply {
+async fn command(shared: &Shared, cmd: Command, ctx: &Ctx) -> Reply {
     let what = cmd.verb();
     let rx = enqueue(shared, cmd)?;
     dispatch(shared);
-    wait(shared, rx, what).await
+    wait(shared, rx, what, ctx).await
 }
 
 fn on_message(shared: &Shared, event: JsValue) {
@@ -198,7 +458,11 @@ fn on_message(shared: &Shared, event: JsValue) {
     } else {
         return fail(shared, Failure::new("PROTOCOL_ERROR", "the bridge sent a frame of an unknown kind"));
     };
-    shared.borrow_mut().session.feed(&bytes);
+    {
+        let mut inner = shared.borrow_mut();
+        inner.last_activity = js_sys::Date::now();
+        inner.session.feed(&bytes);
+    }
     dispatch(shared);
 }
 
@@ -294,6 +558,72 @@ fn on_error(shared: &Shared, event: JsValue) {
     fail(shared, failure);
 }
 
+fn on_open(shared: &Shared, _event: JsValue) {
+    let mut inner = shared.borrow_mut();
+    inner.opened = true;
+    if let Some(tx) = inner.on_open.take() {
+        let _ = tx.send(Ok(()));
+    }
+}
+
+/// A socket event handler. It is handed to JS for good (`into_js_value`):
+/// the socket may fire events after the session is gone, and a dropped
+/// closure must never be called. It holds the session weakly.
+fn handler(weak: &Weak<RefCell<Inner>>, f: fn(&Shared, JsValue)) -> Function {
+    let weak = weak.clone();
+    Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+        if let Some(shared) = weak.upgrade() {
+            f(&shared, ev);
+        }
+    })
+    .into_js_value()
+    .unchecked_into()
+}
+
+fn get(o: &JsValue, k: &str) -> JsValue {
+    if o.is_object() { Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED) } else { JsValue::UNDEFINED }
+}
+
+fn opt_string(o: &JsValue, k: &str) -> Result<Option<String>, Failure> {
+    let v = get(o, k);
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_string().map(Some).ok_or_else(|| Failure::invalid_argument(format!("`{k}` must be a string")))
+}
+
+fn opt_ms(o: &JsValue, k: &str) -> Result<Option<f64>, Failure> {
+    let v = get(o, k);
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    match v.as_f64() {
+        Some(t) if t > 0.0 && t.is_finite() => Ok(Some(t)),
+        _ => Err(Failure::invalid_argument(format!("`{k}` must be a positive number of milliseconds"))),
+    }
+}
+
+fn opt_function(o: &JsValue, k: &str) -> Result<Option<Function>, Failure> {
+    match get(o, k) {
+        v if v.is_undefined() || v.is_null() => Ok(None),
+        v => v
+            .dyn_into::<Function>()
+            .map(Some)
+            .map_err(|_| Failure::invalid_argument(format!("`{k}` must be a function"))),
+    }
+}
+
+fn opt_signal(o: &JsValue) -> Result<JsValue, Failure> {
+    let s = get(o, "signal");
+    if s.is_undefined() || s.is_null() {
+        return Ok(JsValue::UNDEFINED);
+    }
+    if !s.is_object() || !get(&s, "addEventListener").is_function() {
+        return Err(Failure::invalid_argument("`signal` must be an AbortSignal"));
+    }
+    Ok(s)
+}
+
 /// The options object of `Pop3Client.connect`.
 struct ConnectOptions {
     bridge: String,
@@ -301,10 +631,14 @@ struct ConnectOptions {
     port: u16,
     tls: String,
     token: Option<String>,
-    timeout_ms: f64,
+    deadlines: Deadlines,
+    signal: JsValue,
     websocket: JsValue,
     on_transcript: Option<Function>,
     allow_insecure_auth: bool,
+    pipelining: bool,
+    pipeline_window: usize,
+    keepalive_ms: Option<f64>,
 }
 
 impl ConnectOptions {
@@ -312,61 +646,60 @@ impl ConnectOptions {
         if !o.is_object() {
             return Err(Failure::invalid_argument("connect() takes an options object"));
         }
-        let get = |k: &str| Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED);
-        let string = |k: &str| -> Result<Option<String>, Failure> {
-            let v = get(k);
-            if v.is_undefined() || v.is_null() {
-                return Ok(None);
-            }
-            v.as_string()
-                .map(Some)
-                .ok_or_else(|| Failure::invalid_argument(format!("`{k}` must be a string")))
-        };
-        let bridge = string("bridge")?.ok_or_else(|| {
+        let bridge = opt_string(o, "bridge")?.ok_or_else(|| {
             Failure::invalid_argument(
                 "`bridge` (the ws-bridge URL, e.g. ws://127.0.0.1:8080/pop3) is required",
             )
         })?;
-        let host = string("host")?
+        let host = opt_string(o, "host")?
             .filter(|h| !h.is_empty())
             .ok_or_else(|| Failure::invalid_argument("`host` is required"))?;
-        let tls = string("tls")?.unwrap_or_else(|| "implicit".into());
+        let tls = opt_string(o, "tls")?.unwrap_or_else(|| "implicit".into());
         if !["implicit", "starttls", "none"].contains(&tls.as_str()) {
             return Err(Failure::invalid_argument("`tls` must be 'implicit', 'starttls' or 'none'"));
         }
-        let port = match get("port").as_f64() {
-            None if get("port").is_undefined() => {
+        let port = match get(o, "port") {
+            v if v.is_undefined() => {
                 if tls == "implicit" {
                     995
                 } else {
                     110
                 }
             }
-            Some(p) if p.fract() == 0.0 && (1.0..=65535.0).contains(&p) => p as u16,
-            _ => return Err(Failure::invalid_argument("`port` must be an integer from 1 to 65535")),
+            v => match v.as_f64() {
+                Some(p) if p.fract() == 0.0 && (1.0..=65535.0).contains(&p) => p as u16,
+                _ => return Err(Failure::invalid_argument("`port` must be an integer from 1 to 65535")),
+            },
         };
-        let timeout_ms = match get("timeoutMs").as_f64() {
-            None => DEFAULT_TIMEOUT_MS,
-            Some(t) if t > 0.0 && t.is_finite() => t,
-            Some(_) => return Err(Failure::invalid_argument("`timeoutMs` must be a positive number")),
+        let base = opt_ms(o, "timeoutMs")?.unwrap_or(DEFAULT_TIMEOUT_MS);
+        let t = get(o, "timeouts");
+        let deadlines = Deadlines {
+            connect: opt_ms(&t, "connect")?.unwrap_or(base),
+            tls: opt_ms(&t, "tls")?.unwrap_or(base),
+            greeting: opt_ms(&t, "greeting")?.unwrap_or(base),
+            command: opt_ms(&t, "command")?.unwrap_or(base),
         };
-        let on_transcript = match get("onTranscript") {
-            v if v.is_undefined() || v.is_null() => None,
-            v => Some(
-                v.dyn_into::<Function>()
-                    .map_err(|_| Failure::invalid_argument("`onTranscript` must be a function"))?,
-            ),
+        let pipeline_window = match get(o, "pipelineWindow").as_f64() {
+            None => Options::default().pipelining_window,
+            Some(w) if w.fract() == 0.0 && (1.0..=4096.0).contains(&w) => w as usize,
+            Some(_) => {
+                return Err(Failure::invalid_argument("`pipelineWindow` must be an integer from 1 to 4096"));
+            }
         };
         Ok(Self {
             bridge,
             host,
             port,
             tls,
-            token: string("token")?,
-            timeout_ms,
-            websocket: get("WebSocket"),
-            on_transcript,
-            allow_insecure_auth: get("allowInsecureAuth").is_truthy(),
+            token: opt_string(o, "token")?,
+            deadlines,
+            signal: opt_signal(o)?,
+            websocket: get(o, "WebSocket"),
+            on_transcript: opt_function(o, "onTranscript")?,
+            allow_insecure_auth: get(o, "allowInsecureAuth").is_truthy(),
+            pipelining: get(o, "pipelining").as_bool() != Some(false),
+            pipeline_window,
+            keepalive_ms: opt_ms(o, "keepaliveMs")?,
         })
     }
 }
@@ -432,6 +765,21 @@ struct UidlJs {
     uid: String,
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SummaryJs {
+    id: u32,
+    uid: Option<String>,
+    size: Option<u64>,
+    from: Option<String>,
+    to: Option<String>,
+    subject: Option<String>,
+    date: Option<String>,
+    message_id: Option<String>,
+    /// Why this entry is incomplete (the server refused one of its commands).
+    error: Option<String>,
+}
+
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, Failure> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| Failure::new("PROTOCOL_ERROR", format!("could not convert a result: {e}")))
@@ -444,8 +792,11 @@ fn msg_arg(v: &JsValue, what: &str) -> Result<u32, Failure> {
     }
 }
 
-fn opt_msg_arg(v: &JsValue, what: &str) -> Result<Option<u32>, Failure> {
-    if v.is_undefined() || v.is_null() { Ok(None) } else { msg_arg(v, what).map(Some) }
+fn ids_arg(v: &JsValue, what: &str) -> Result<Vec<u32>, Failure> {
+    if !Array::is_array(v) {
+        return Err(Failure::invalid_argument(format!("{what} takes an array of message numbers")));
+    }
+    Array::from(v).iter().map(|id| msg_arg(&id, what)).collect()
 }
 
 fn promise<F>(f: F) -> Promise
@@ -478,28 +829,6 @@ impl Drop for Pop3Client {
     }
 }
 
-/// A socket event handler. It is handed to JS for good (`into_js_value`):
-/// the socket may fire events after the session is gone, and a dropped
-/// closure must never be called. It holds the session weakly.
-fn handler(weak: &Weak<RefCell<Inner>>, f: fn(&Shared, JsValue)) -> Function {
-    let weak = weak.clone();
-    Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
-        if let Some(shared) = weak.upgrade() {
-            f(&shared, ev);
-        }
-    })
-    .into_js_value()
-    .unchecked_into()
-}
-
-fn on_open(shared: &Shared, _event: JsValue) {
-    let mut inner = shared.borrow_mut();
-    inner.opened = true;
-    if let Some(tx) = inner.on_open.take() {
-        let _ = tx.send(Ok(()));
-    }
-}
-
 async fn connect(opts: ConnectOptions) -> Result<Pop3Client, Failure> {
     let ctor = websocket_constructor(opts.websocket.clone()).ok_or_else(|| {
         Failure::invalid_argument(
@@ -509,33 +838,45 @@ async fn connect(opts: ConnectOptions) -> Result<Pop3Client, Failure> {
     let session = Session::new(Options {
         transcript: opts.on_transcript.is_some(),
         stls_by_transport: true,
+        pipelining: opts.pipelining,
+        pipelining_window: opts.pipeline_window,
         ..Options::default()
     });
     let shared: Shared = Rc::new(RefCell::new(Inner {
         session,
         socket: None,
         waiters: HashMap::new(),
+        started: HashMap::new(),
+        sinks: HashMap::new(),
+        sent_at: HashMap::new(),
         on_open: None,
         on_connected: None,
         on_greeting: None,
         on_tls: None,
         failure: None,
         opened: false,
+        paused: false,
         tls: JsValue::NULL,
         transcript: opts.on_transcript.clone(),
         allow_insecure_auth: opts.allow_insecure_auth,
-        timeout_ms: opts.timeout_ms,
+        deadlines: opts.deadlines,
         bridge: opts.bridge.clone(),
+        host: opts.host.clone(),
+        port: opts.port,
+        last_activity: js_sys::Date::now(),
+        keepalive: None,
     }));
     let client = Pop3Client { shared: shared.clone() };
+    let d = opts.deadlines;
+    let phase = |ms: f64| Ctx { timeout_ms: ms, signal: opts.signal.clone() };
 
-    let socket: Socket =
-        Reflect::construct(&ctor, &Array::of2(&opts.bridge.clone().into(), &Array::of1(&SUBPROTOCOL.into())))
-            .map_err(|e| {
-                let why = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
-                Failure::invalid_argument(format!("cannot open a WebSocket to `{}`: {why}", opts.bridge))
-            })?
-            .unchecked_into();
+    let url = JsValue::from_str(&opts.bridge);
+    let socket: Socket = Reflect::construct(&ctor, &Array::of2(&url, &Array::of1(&SUBPROTOCOL.into())))
+        .map_err(|e| {
+            let why = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
+            Failure::invalid_argument(format!("cannot open a WebSocket to `{}`: {why}", opts.bridge))
+        })?
+        .unchecked_into();
     socket.set_binary_type("arraybuffer");
     let weak = Rc::downgrade(&shared);
     socket.set_onopen(&handler(&weak, on_open));
@@ -552,7 +893,7 @@ async fn connect(opts: ConnectOptions) -> Result<Pop3Client, Failure> {
         inner.on_connected = Some(conn_tx);
         inner.on_greeting = Some(greet_tx);
     }
-    wait(&shared, open_rx, "the WebSocket handshake").await?;
+    wait(&shared, open_rx, "the WebSocket handshake", &phase(d.connect)).await?;
 
     let hello = Object::new();
     let set = |k: &str, v: JsValue| {
@@ -570,42 +911,59 @@ async fn connect(opts: ConnectOptions) -> Result<Pop3Client, Failure> {
     if let Some(s) = &shared.borrow().socket {
         let _ = s.send_text(&hello);
     }
-    wait(&shared, conn_rx, "the bridge's connect").await?;
-    wait(&shared, greet_rx, "the server greeting").await?;
+    // The bridge answers once TCP (and, for implicit TLS, the handshake) is done.
+    let connect_ms = if opts.tls == "implicit" { d.connect + d.tls } else { d.connect };
+    wait(&shared, conn_rx, "the bridge's connect", &phase(connect_ms)).await?;
+    wait(&shared, greet_rx, "the server greeting", &phase(d.greeting)).await?;
 
     // What the server offers decides STLS and the login mechanism. A server
     // without CAPA (RFC 1939 only) answers -ERR; that is not a failure.
-    command(&shared, Command::Capa).await?;
+    command(&shared, Command::Capa, &phase(d.command)).await?;
 
     if opts.tls == "starttls" {
         let (tls_tx, tls_rx) = oneshot::channel();
         shared.borrow_mut().on_tls = Some(tls_tx);
-        let r = command(&shared, Command::Stls).await?;
+        let r = command(&shared, Command::Stls, &phase(d.command)).await?;
         if !r.is_ok() {
             let f = Failure {
                 code: "TLS_FAILED",
                 message: format!("the server refused STLS: {}", r.text),
                 resp_code: r.resp_code.clone(),
                 server_text: Some(r.text.clone()),
+                abort_reason: None,
             };
             fail(&shared, f.clone());
             return Err(f);
         }
-        if let Some(capa) = wait(&shared, tls_rx, "the TLS handshake").await? {
-            wait(&shared, capa, "CAPA").await?;
+        if let Some(capa) = wait(&shared, tls_rx, "the TLS handshake", &phase(d.tls)).await? {
+            wait(&shared, capa, "CAPA", &phase(d.command)).await?;
         }
+    }
+    if let Some(ms) = opts.keepalive_ms {
+        start_keepalive(&shared, ms);
     }
     Ok(client)
 }
 
-impl Pop3Client {
-    fn call<F, Fut>(&self, f: F) -> Promise
-    where
-        F: FnOnce(Shared) -> Fut,
-        Fut: std::future::Future<Output = Result<JsValue, Failure>> + 'static,
-    {
-        promise(f(self.shared.clone()))
-    }
+/// NOOP when the session has been idle for `ms` (TRANSACTION state only):
+/// keeps NATs and servers' autologout timers from ending a quiet session.
+fn start_keepalive(shared: &Shared, ms: f64) {
+    let weak = Rc::downgrade(shared);
+    let interval = Interval::every((ms / 4.0).max(50.0), move || {
+        let Some(shared) = weak.upgrade() else { return };
+        let due = {
+            let inner = shared.borrow();
+            inner.failure.is_none()
+                && inner.session.state() == State::Transaction
+                && inner.session.outstanding() == 0
+                && js_sys::Date::now() - inner.last_activity >= ms
+        };
+        if due {
+            let _ = shared.borrow_mut().session.enqueue(Command::Noop);
+            dispatch(&shared);
+        }
+    });
+    shared.borrow_mut().keepalive = Some(interval);
 }
 
 /// Readable credentials need TLS to the server unless the caller opted out.
@@ -623,23 +981,229 @@ fn check_secure(shared: &Shared, what: &str) -> Result<(), Failure> {
     }
 }
 
-async fn login_plain(shared: &Shared, user: String, password: String) -> Result<(), Failure> {
-    check_secure(shared, "AUTH PLAIN")?;
-    let mech = Plain::new(&user, Secret::new(password));
-    let r = command(shared, Command::Auth { mechanism: Box::new(mech) }).await?;
-    r.into_result(true).map(drop).map_err(Failure::from)
+/// Mechanisms that put the password (or a bearer token) on the wire as is.
+fn readable(mechanism: &str) -> bool {
+    matches!(mechanism, "PLAIN" | "LOGIN" | "USER" | "XOAUTH2" | "OAUTHBEARER")
 }
 
-async fn login_user_pass(shared: &Shared, user: String, password: String) -> Result<(), Failure> {
-    check_secure(shared, "USER/PASS")?;
-    let r = command(shared, Command::User { name: user }).await?;
-    r.into_result(true)?;
-    let r = command(shared, Command::Pass { password: Secret::new(password) }).await?;
-    r.into_result(true).map(drop).map_err(Failure::from)
+/// The order `login()` prefers: strongest first.
+const PREFERENCE: [&str; 7] = ["SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "APOP", "PLAIN", "LOGIN", "USER"];
+
+fn client_nonce() -> Result<String, Failure> {
+    use base64::Engine as _;
+    let bytes = random_bytes(18)
+        .ok_or_else(|| Failure::new("UNSUPPORTED", "no crypto.getRandomValues in this runtime"))?;
+    // base64 has no ',' — what SCRAM's nonce must avoid.
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Credentials for a forced or chosen mechanism.
+struct Credentials {
+    username: String,
+    password: Option<String>,
+    token: Option<String>,
 }
 
 fn credential(v: JsValue, what: &str) -> Result<String, Failure> {
     v.as_string().ok_or_else(|| Failure::invalid_argument(format!("{what} must be a string")))
+}
+
+/// RFC 6856: offer UTF-8 mode when the server has it, before credentials
+/// that are not ASCII go out.
+async fn utf8_if_needed(shared: &Shared, creds: &Credentials, ctx: &Ctx) -> Result<(), Failure> {
+    let offered = shared.borrow().session.capabilities().is_some_and(|c| c.utf8.is_some());
+    let needed = !creds.username.is_ascii() || creds.password.as_deref().is_some_and(|p| !p.is_ascii());
+    if offered && needed && !shared.borrow().session.utf8() {
+        command(shared, Command::Utf8, ctx).await?;
+    }
+    Ok(())
+}
+
+/// Logs in with `mechanism`; `-ERR` is `AUTH_FAILED` (or `SERVER_ERROR` when
+/// the response code says the credentials were not the problem).
+async fn authenticate(
+    shared: &Shared,
+    mechanism: &str,
+    creds: Credentials,
+    ctx: &Ctx,
+) -> Result<(), Failure> {
+    if readable(mechanism) {
+        check_secure(shared, mechanism)?;
+    }
+    let password = || {
+        creds
+            .password
+            .clone()
+            .map(Secret::new)
+            .ok_or_else(|| Failure::invalid_argument(format!("{mechanism} needs `password`")))
+    };
+    let token = || {
+        creds
+            .token
+            .clone()
+            .map(Secret::new)
+            .ok_or_else(|| Failure::invalid_argument(format!("{mechanism} needs `token`")))
+    };
+    let user = creds.username.as_str();
+    utf8_if_needed(shared, &creds, ctx).await?;
+    let mech: Box<dyn Mechanism> = match mechanism {
+        "USER" => {
+            let r = command(shared, Command::User { name: user.to_string() }, ctx).await?;
+            r.into_result(true)?;
+            let r = command(shared, Command::Pass { password: password()? }, ctx).await?;
+            r.into_result(true)?;
+            return after_login(shared, ctx).await;
+        }
+        "APOP" => {
+            let stamp = shared.borrow().session.greeting().and_then(|g| g.apop_timestamp.clone());
+            let stamp = stamp.ok_or_else(|| {
+                Failure::new(
+                    "UNSUPPORTED",
+                    "the greeting has no valid APOP timestamp; the server does not offer APOP",
+                )
+            })?;
+            let digest = apop_digest(&stamp, &password()?);
+            let r = command(shared, Command::Apop { name: user.to_string(), digest }, ctx).await?;
+            r.into_result(true)?;
+            return after_login(shared, ctx).await;
+        }
+        "PLAIN" => Box::new(Plain::new(user, password()?)),
+        "LOGIN" => Box::new(Login::new(user, password()?)),
+        "CRAM-MD5" => Box::new(CramMd5::new(user, password()?)),
+        "SCRAM-SHA-1" => Box::new(Scram::new(ScramHash::Sha1, user, password()?, &client_nonce()?)),
+        "SCRAM-SHA-256" => Box::new(Scram::new(ScramHash::Sha256, user, password()?, &client_nonce()?)),
+        "XOAUTH2" => Box::new(XOAuth2::new(user, token()?)),
+        "OAUTHBEARER" => {
+            let (host, port) = {
+                let inner = shared.borrow();
+                (inner.host.clone(), inner.port)
+            };
+            Box::new(OAuthBearer::new(user, token()?).with_target(&host, port))
+        }
+        other => return Err(Failure::new("UNSUPPORTED", format!("SASL mechanism {other} is not supported"))),
+    };
+    let r = command(shared, Command::Auth { mechanism: mech }, ctx).await?;
+    r.into_result(true)?;
+    after_login(shared, ctx).await
+}
+
+/// Waits for the CAPA the core asks after login (Gmail announces
+/// PIPELINING only then), so `capabilities` and `pipelining` are current
+/// when the login call resolves.
+async fn after_login(shared: &Shared, ctx: &Ctx) -> Result<(), Failure> {
+    let rx = {
+        let mut inner = shared.borrow_mut();
+        inner.session.take_recapa().map(|id| {
+            let (tx, rx) = oneshot::channel();
+            inner.waiters.insert(id, tx);
+            rx
+        })
+    };
+    if let Some(rx) = rx {
+        dispatch(shared);
+        wait(shared, rx, "CAPA", ctx).await?;
+    }
+    Ok(())
+}
+
+/// Parses `(…, opts)` where `opts` may also stand in the place of an
+/// optional leading argument: `list()`, `list(3)`, `list({ signal })`.
+fn split_optional(first: JsValue, second: JsValue) -> (JsValue, JsValue) {
+    if first.is_object() && !Array::is_array(&first) && second.is_undefined() {
+        (JsValue::UNDEFINED, first)
+    } else {
+        (first, second)
+    }
+}
+
+impl Pop3Client {
+    fn ctx(&self, opts: &JsValue) -> Result<Ctx, Failure> {
+        let command_ms = self.shared.borrow().deadlines.command;
+        Ok(Ctx { timeout_ms: opt_ms(opts, "timeoutMs")?.unwrap_or(command_ms), signal: opt_signal(opts)? })
+    }
+
+    fn call<F, Fut>(&self, opts: &JsValue, f: F) -> Promise
+    where
+        F: FnOnce(Shared, Ctx) -> Fut,
+        Fut: std::future::Future<Output = Result<JsValue, Failure>> + 'static,
+    {
+        match self.ctx(opts) {
+            Ok(ctx) => promise(f(self.shared.clone(), ctx)),
+            Err(e) => promise(async move { Err(e) }),
+        }
+    }
+
+    /// A streamed body: resolves once the server said `+OK`, with a
+    /// `ReadableStream` of its chunks (backpressure pauses the socket).
+    fn stream(&self, cmd: Command, opts: JsValue) -> Promise {
+        self.call(&opts, |s, ctx| async move {
+            let controller: Rc<RefCell<JsValue>> = Rc::new(RefCell::new(JsValue::UNDEFINED));
+            let source = Object::new();
+            let start = {
+                let controller = controller.clone();
+                Closure::once_into_js(move |c: JsValue| {
+                    *controller.borrow_mut() = c;
+                })
+            };
+            let _ = Reflect::set(&source, &"start".into(), &start);
+            let stream_ctor = Reflect::get(&js_sys::global(), &"ReadableStream".into())
+                .ok()
+                .and_then(|c| c.dyn_into::<Function>().ok())
+                .ok_or_else(|| Failure::new("UNSUPPORTED", "no ReadableStream in this runtime"))?;
+            let strategy = Object::new();
+            let _ = Reflect::set(&strategy, &"highWaterMark".into(), &STREAM_HIGH_WATER.into());
+            let size = Closure::<dyn Fn(JsValue) -> JsValue>::new(|chunk: JsValue| {
+                Reflect::get(&chunk, &"byteLength".into()).unwrap_or(JsValue::from_f64(1.0))
+            })
+            .into_js_value();
+            let _ = Reflect::set(&strategy, &"size".into(), &size);
+            // pull and cancel reach the session weakly: the stream may outlive it.
+            let weak = Rc::downgrade(&s);
+            let id_cell: Rc<RefCell<Option<CommandId>>> = Rc::new(RefCell::new(None));
+            let pull = {
+                let weak = weak.clone();
+                Closure::<dyn FnMut(JsValue)>::new(move |_c: JsValue| {
+                    if let Some(shared) = weak.upgrade() {
+                        let mut inner = shared.borrow_mut();
+                        if inner.any_stream_wants_data() {
+                            inner.set_paused(false);
+                        }
+                    }
+                })
+                .into_js_value()
+            };
+            let cancel = {
+                let id_cell = id_cell.clone();
+                Closure::<dyn FnMut(JsValue)>::new(move |_reason: JsValue| {
+                    // The server sends the rest anyway: read and drop it.
+                    if let (Some(shared), Some(id)) = (weak.upgrade(), *id_cell.borrow()) {
+                        let mut inner = shared.borrow_mut();
+                        if let Some(Sink::Stream { cancelled, .. }) = inner.sinks.get_mut(&id) {
+                            *cancelled = true;
+                        }
+                        if inner.any_stream_wants_data() {
+                            inner.set_paused(false);
+                        }
+                    }
+                })
+                .into_js_value()
+            };
+            let _ = Reflect::set(&source, &"pull".into(), &pull);
+            let _ = Reflect::set(&source, &"cancel".into(), &cancel);
+            let stream = Reflect::construct(&stream_ctor, &Array::of2(&source, &strategy))
+                .map_err(|_| Failure::new("UNSUPPORTED", "could not create a ReadableStream"))?;
+            let c = controller.borrow().clone();
+            let (id, done) = enqueue_with(&s, cmd, Some(Sink::Stream { controller: c, cancelled: false }))?;
+            *id_cell.borrow_mut() = Some(id);
+            let (tx, started) = oneshot::channel();
+            s.borrow_mut().started.insert(id, tx);
+            dispatch(&s);
+            wait(&s, started, "the command", &ctx).await?;
+            // The rest of the body has no caller waiting: errors reach the stream.
+            drop(done);
+            Ok(stream)
+        })
+    }
 }
 
 #[wasm_bindgen]
@@ -674,6 +1238,12 @@ impl Pop3Client {
         if inner.failure.is_some() { State::Closed.name() } else { s.name() }.to_string()
     }
 
+    /// Whether commands are being pipelined (the server announced PIPELINING).
+    #[wasm_bindgen(getter)]
+    pub fn pipelining(&self) -> bool {
+        self.shared.borrow().session.pipelining()
+    }
+
     /// Spec deviations the client tolerated so far: `[{ id, description }]`.
     #[wasm_bindgen(getter)]
     pub fn deviations(&self) -> JsValue {
@@ -694,88 +1264,105 @@ impl Pop3Client {
     }
 
     /// Asks CAPA and returns the parsed capabilities.
-    pub fn capa(&self) -> Promise {
-        self.call(|s| async move {
-            let r = ok_or_server_error(command(&s, Command::Capa).await?)?;
+    pub fn capa(&self, opts: JsValue) -> Promise {
+        self.call(&opts, |s, ctx| async move {
+            let r = ok_or_server_error(command(&s, Command::Capa, &ctx).await?)?;
             let caps = Capabilities::parse(r.body.as_deref().unwrap_or_default());
             to_js(&CapaJs::from(&caps))
         })
     }
 
-    /// Logs in with the strongest mechanism the server offers; returns its name.
-    pub fn login(&self, user: JsValue, password: JsValue) -> Promise {
-        self.call(|s| async move {
-            let user = credential(user, "the user name")?;
+    /// Logs in with the strongest mechanism the server offers (SCRAM-SHA-256
+    /// > SCRAM-SHA-1 > CRAM-MD5 > APOP > PLAIN > LOGIN > USER/PASS; the
+    /// readable ones only over TLS unless `allowInsecureAuth`); resolves to
+    /// the mechanism used.
+    pub fn login(&self, user: JsValue, password: JsValue, opts: JsValue) -> Promise {
+        self.call(&opts, |s, ctx| async move {
+            let username = credential(user, "the user name")?;
             let password = credential(password, "the password")?;
-            let caps = s.borrow().session.capabilities().cloned().unwrap_or_default();
-            if caps.sasl.iter().any(|m| m == "PLAIN") {
-                login_plain(&s, user, password).await?;
-                Ok("PLAIN".into())
-            } else {
-                login_user_pass(&s, user, password).await?;
-                Ok("USER".into())
-            }
+            let (offered, apop, insecure_ok) = {
+                let inner = s.borrow();
+                let caps = inner.session.capabilities().cloned().unwrap_or_default();
+                let apop = inner.session.greeting().is_some_and(|g| g.apop_timestamp.is_some());
+                // No CAPA at all: an RFC 1939 server, USER/PASS is all there is.
+                let user = caps.user || caps.raw.is_empty();
+                (
+                    PREFERENCE
+                        .iter()
+                        .copied()
+                        .filter(|m| match *m {
+                            "APOP" => apop,
+                            "USER" => user,
+                            m => caps.sasl.iter().any(|s| s == m),
+                        })
+                        .collect::<Vec<_>>(),
+                    apop,
+                    inner.secure() || inner.allow_insecure_auth,
+                )
+            };
+            let _ = apop;
+            let chosen = offered.iter().copied().find(|m| insecure_ok || !readable(m)).ok_or_else(|| {
+                if offered.is_empty() {
+                    Failure::new("UNSUPPORTED", "the server offers no login mechanism this client knows")
+                } else {
+                    Failure::new(
+                        "INSECURE_AUTH_REFUSED",
+                        format!(
+                            "the server offers only {} here, which would send the password readable without TLS; use tls: 'implicit' or 'starttls', or pass allowInsecureAuth: true",
+                            offered.join(", ")
+                        ),
+                    )
+                }
+            })?;
+            authenticate(&s, chosen, Credentials { username, password: Some(password), token: None }, &ctx).await?;
+            Ok(JsValue::from_str(chosen))
         })
     }
 
-    /// Logs in with a named SASL mechanism: `auth('PLAIN', { username, password })`.
-    pub fn auth(&self, mechanism: JsValue, credentials: JsValue) -> Promise {
-        self.call(|s| async move {
+    /// Logs in with a named mechanism: `auth('SCRAM-SHA-256', { username,
+    /// password })`, `auth('XOAUTH2', { username, token })`; also `USER`
+    /// and `APOP`.
+    pub fn auth(&self, mechanism: JsValue, credentials: JsValue, opts: JsValue) -> Promise {
+        self.call(&opts, |s, ctx| async move {
             let mechanism = credential(mechanism, "the mechanism")?.to_ascii_uppercase();
-            let field = |k: &str| Reflect::get(&credentials, &k.into()).unwrap_or(JsValue::UNDEFINED);
-            let username = credential(field("username"), "`username`")?;
-            match mechanism.as_str() {
-                "PLAIN" => {
-                    let password = credential(field("password"), "`password`")?;
-                    login_plain(&s, username, password).await?;
-                }
-                "USER" => {
-                    let password = credential(field("password"), "`password`")?;
-                    login_user_pass(&s, username, password).await?;
-                }
-                other => {
-                    return Err(Failure::new(
-                        "UNSUPPORTED",
-                        format!("SASL mechanism {other} is not supported"),
-                    ));
-                }
-            }
+            let creds = Credentials {
+                username: credential(get(&credentials, "username"), "`username`")?,
+                password: opt_string(&credentials, "password")?,
+                token: opt_string(&credentials, "token")?,
+            };
+            authenticate(&s, &mechanism, creds, &ctx).await?;
             Ok(JsValue::from_str(&mechanism))
         })
     }
 
     /// RFC 1939 APOP: only when the greeting carries a valid timestamp.
-    pub fn apop(&self, user: JsValue, password: JsValue) -> Promise {
-        self.call(|s| async move {
-            let user = credential(user, "the user name")?;
-            let password = Secret::new(credential(password, "the password")?);
-            let stamp = s.borrow().session.greeting().and_then(|g| g.apop_timestamp.clone());
-            let stamp = stamp.ok_or_else(|| {
-                Failure::new(
-                    "UNSUPPORTED",
-                    "the greeting has no valid APOP timestamp; the server does not offer APOP",
-                )
-            })?;
-            let digest = apop_digest(&stamp, &password);
-            let r = command(&s, Command::Apop { name: user, digest }).await?;
-            r.into_result(true)?;
+    pub fn apop(&self, user: JsValue, password: JsValue, opts: JsValue) -> Promise {
+        self.call(&opts, |s, ctx| async move {
+            let creds = Credentials {
+                username: credential(user, "the user name")?,
+                password: Some(credential(password, "the password")?),
+                token: None,
+            };
+            authenticate(&s, "APOP", creds, &ctx).await?;
             Ok("APOP".into())
         })
     }
 
-    pub fn stat(&self) -> Promise {
-        self.call(|s| async move {
-            let r = ok_or_server_error(command(&s, Command::Stat).await?)?;
+    pub fn stat(&self, opts: JsValue) -> Promise {
+        self.call(&opts, |s, ctx| async move {
+            let r = ok_or_server_error(command(&s, Command::Stat, &ctx).await?)?;
             let (count, size) = parse_stat(&r.text)?;
             to_js(&StatJs { count, size })
         })
     }
 
     /// `list()` → `[{ id, size }]`; `list(n)` → `{ id, size }`.
-    pub fn list(&self, msg: JsValue) -> Promise {
-        self.call(|s| async move {
-            let msg = opt_msg_arg(&msg, "list(n)")?;
-            let r = ok_or_server_error(command(&s, Command::List { msg }).await?)?;
+    pub fn list(&self, msg: JsValue, opts: JsValue) -> Promise {
+        let (msg, opts) = split_optional(msg, opts);
+        self.call(&opts, |s, ctx| async move {
+            let msg =
+                if msg.is_undefined() || msg.is_null() { None } else { Some(msg_arg(&msg, "list(n)")?) };
+            let r = ok_or_server_error(command(&s, Command::List { msg }, &ctx).await?)?;
             match msg {
                 Some(_) => {
                     let (id, size) = parse_list_entry(&r.text)?;
@@ -790,10 +1377,12 @@ impl Pop3Client {
     }
 
     /// `uidl()` → `[{ id, uid }]`; `uidl(n)` → `{ id, uid }`.
-    pub fn uidl(&self, msg: JsValue) -> Promise {
-        self.call(|s| async move {
-            let msg = opt_msg_arg(&msg, "uidl(n)")?;
-            let r = ok_or_server_error(command(&s, Command::Uidl { msg }).await?)?;
+    pub fn uidl(&self, msg: JsValue, opts: JsValue) -> Promise {
+        let (msg, opts) = split_optional(msg, opts);
+        self.call(&opts, |s, ctx| async move {
+            let msg =
+                if msg.is_undefined() || msg.is_null() { None } else { Some(msg_arg(&msg, "uidl(n)")?) };
+            let r = ok_or_server_error(command(&s, Command::Uidl { msg }, &ctx).await?)?;
             match msg {
                 Some(_) => {
                     let (id, uid) = parse_uidl_entry(&r.text)?;
@@ -808,46 +1397,194 @@ impl Pop3Client {
     }
 
     /// The headers and the first `lines` body lines, as bytes.
-    pub fn top(&self, msg: JsValue, lines: JsValue) -> Promise {
-        self.call(|s| async move {
+    pub fn top(&self, msg: JsValue, lines: JsValue, opts: JsValue) -> Promise {
+        self.call(&opts, |s, ctx| async move {
             let msg = msg_arg(&msg, "top(n, lines)")?;
-            let lines = match lines.as_f64() {
-                Some(l) if l.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&l) => l as u32,
-                _ => return Err(Failure::invalid_argument("top(n, lines): lines must be an integer from 0")),
-            };
-            let r = ok_or_server_error(command(&s, Command::Top { msg, lines }).await?)?;
+            let lines = lines_arg(&lines)?;
+            let r = ok_or_server_error(command(&s, Command::Top { msg, lines }, &ctx).await?)?;
             Ok(Uint8Array::from(r.body.as_deref().unwrap_or_default()).into())
         })
     }
 
-    /// The whole message, byte-exact after dot-unstuffing.
-    pub fn retr(&self, msg: JsValue) -> Promise {
-        self.call(|s| async move {
+    /// The whole message, byte-exact after dot-unstuffing. With
+    /// `{ onProgress(received, total) }` progress is reported as it arrives
+    /// (`total`: the size the server announced, or null).
+    pub fn retr(&self, msg: JsValue, opts: JsValue) -> Promise {
+        self.call(&opts.clone(), |s, ctx| async move {
             let msg = msg_arg(&msg, "retr(n)")?;
-            let r = ok_or_server_error(command(&s, Command::Retr { msg }).await?)?;
+            let cmd = Command::Retr { msg };
+            let r = match opt_function(&opts, "onProgress")? {
+                Some(on_progress) => {
+                    let sink = Sink::Collect { buf: Vec::new(), on_progress, total: JsValue::NULL };
+                    let (_, rx) = enqueue_with(&s, cmd, Some(sink))?;
+                    dispatch(&s);
+                    wait(&s, rx, "RETR", &ctx).await?
+                }
+                None => command(&s, cmd, &ctx).await?,
+            };
+            let r = ok_or_server_error(r)?;
             Ok(Uint8Array::from(r.body.as_deref().unwrap_or_default()).into())
+        })
+    }
+
+    /// `RETR n` as a `ReadableStream<Uint8Array>`: the message never sits
+    /// whole in memory. Resolves when the server said `+OK`.
+    #[wasm_bindgen(js_name = retrStream)]
+    pub fn retr_stream(&self, msg: JsValue, opts: JsValue) -> Promise {
+        match msg_arg(&msg, "retrStream(n)") {
+            Ok(msg) => self.stream(Command::Retr { msg }, opts),
+            Err(e) => promise(async move { Err(e) }),
+        }
+    }
+
+    /// `TOP n lines` as a `ReadableStream<Uint8Array>`.
+    #[wasm_bindgen(js_name = topStream)]
+    pub fn top_stream(&self, msg: JsValue, lines: JsValue, opts: JsValue) -> Promise {
+        match (msg_arg(&msg, "topStream(n, lines)"), lines_arg(&lines)) {
+            (Ok(msg), Ok(lines)) => self.stream(Command::Top { msg, lines }, opts),
+            (Err(e), _) | (_, Err(e)) => promise(async move { Err(e) }),
+        }
+    }
+
+    /// For every message (or `ids`): size, UID and decoded headers, from
+    /// LIST + UIDL + `TOP n 0`, pipelined. `{ onProgress(done, total) }`.
+    pub fn summaries(&self, ids: JsValue, opts: JsValue) -> Promise {
+        let (ids, opts) = split_optional(ids, opts);
+        self.call(&opts.clone(), |s, ctx| async move {
+            let on_progress = opt_function(&opts, "onProgress")?;
+            let given = if ids.is_undefined() || ids.is_null() {
+                None
+            } else {
+                Some(ids_arg(&ids, "summaries(ids)")?)
+            };
+            let mut entries: Vec<SummaryJs> = Vec::new();
+            let mut tops = Vec::new();
+            match given {
+                None => {
+                    let list = enqueue(&s, Command::List { msg: None })?;
+                    let uidl = enqueue(&s, Command::Uidl { msg: None })?;
+                    dispatch(&s);
+                    let list = ok_or_server_error(wait(&s, list, "LIST", &ctx).await?)?;
+                    let uidl = wait(&s, uidl, "UIDL", &ctx).await?;
+                    let uids: HashMap<u32, String> = match uidl.is_ok() {
+                        true => parse_uidl(uidl.body.as_deref().unwrap_or_default())?.into_iter().collect(),
+                        false => HashMap::new(),
+                    };
+                    for (id, size) in parse_list(list.body.as_deref().unwrap_or_default())? {
+                        tops.push(enqueue(&s, Command::Top { msg: id, lines: 0 })?);
+                        entries.push(SummaryJs::new(id, Some(size), uids.get(&id).cloned()));
+                    }
+                    dispatch(&s);
+                    fill_summaries(&s, &ctx, &mut entries, tops, on_progress).await?;
+                }
+                Some(ids) => {
+                    let mut per_id = Vec::new();
+                    for &id in &ids {
+                        let list = enqueue(&s, Command::List { msg: Some(id) })?;
+                        let uidl = enqueue(&s, Command::Uidl { msg: Some(id) })?;
+                        tops.push(enqueue(&s, Command::Top { msg: id, lines: 0 })?);
+                        per_id.push((list, uidl));
+                        entries.push(SummaryJs::new(id, None, None));
+                    }
+                    dispatch(&s);
+                    for (entry, (list, uidl)) in entries.iter_mut().zip(per_id) {
+                        let list = wait(&s, list, "LIST", &ctx).await?;
+                        match list.clone().into_result(false) {
+                            Ok(r) => entry.size = Some(parse_list_entry(&r.text)?.1),
+                            Err(e) => entry.error = Some(e.to_string()),
+                        }
+                        let uidl = wait(&s, uidl, "UIDL", &ctx).await?;
+                        if uidl.is_ok() {
+                            entry.uid = Some(parse_uidl_entry(&uidl.text)?.1);
+                        }
+                    }
+                    fill_summaries(&s, &ctx, &mut entries, tops, on_progress).await?;
+                }
+            }
+            to_js(&entries)
+        })
+    }
+
+    /// RETR for many messages, pipelined: `[{ id, body, error }]` in the
+    /// order given (`body` null where the server refused).
+    #[wasm_bindgen(js_name = retrMany)]
+    pub fn retr_many(&self, ids: JsValue, opts: JsValue) -> Promise {
+        self.call(&opts.clone(), |s, ctx| async move {
+            let ids = ids_arg(&ids, "retrMany(ids)")?;
+            let on_progress = opt_function(&opts, "onProgress")?;
+            let rxs =
+                ids.iter().map(|&msg| enqueue(&s, Command::Retr { msg })).collect::<Result<Vec<_>, _>>()?;
+            dispatch(&s);
+            let out = Array::new();
+            let total = ids.len() as f64;
+            for (k, (id, rx)) in ids.iter().zip(rxs).enumerate() {
+                let r = wait(&s, rx, "RETR", &ctx).await?;
+                let o = Object::new();
+                let _ = Reflect::set(&o, &"id".into(), &(*id).into());
+                match ok_or_server_error(r) {
+                    Ok(r) => {
+                        let body = Uint8Array::from(r.body.as_deref().unwrap_or_default());
+                        let _ = Reflect::set(&o, &"body".into(), &body);
+                        let _ = Reflect::set(&o, &"error".into(), &JsValue::NULL);
+                    }
+                    Err(f) => {
+                        let _ = Reflect::set(&o, &"body".into(), &JsValue::NULL);
+                        let _ = Reflect::set(&o, &"error".into(), &f.into());
+                    }
+                }
+                out.push(&o);
+                if let Some(f) = &on_progress {
+                    let _ = f.call2(&JsValue::NULL, &((k + 1) as f64).into(), &total.into());
+                }
+            }
+            Ok(out.into())
+        })
+    }
+
+    /// DELE for many messages, pipelined: `[{ id, error }]` (`error` null
+    /// when marked). Nothing is deleted until `quit()`.
+    #[wasm_bindgen(js_name = deleMany)]
+    pub fn dele_many(&self, ids: JsValue, opts: JsValue) -> Promise {
+        self.call(&opts, |s, ctx| async move {
+            let ids = ids_arg(&ids, "deleMany(ids)")?;
+            let rxs =
+                ids.iter().map(|&msg| enqueue(&s, Command::Dele { msg })).collect::<Result<Vec<_>, _>>()?;
+            dispatch(&s);
+            let out = Array::new();
+            for (id, rx) in ids.iter().zip(rxs) {
+                let r = wait(&s, rx, "DELE", &ctx).await?;
+                let o = Object::new();
+                let _ = Reflect::set(&o, &"id".into(), &(*id).into());
+                let error = match ok_or_server_error(r) {
+                    Ok(_) => JsValue::NULL,
+                    Err(f) => f.into(),
+                };
+                let _ = Reflect::set(&o, &"error".into(), &error);
+                out.push(&o);
+            }
+            Ok(out.into())
         })
     }
 
     /// Marks a message deleted; it goes only when `quit()` is answered.
-    pub fn dele(&self, msg: JsValue) -> Promise {
-        self.call(|s| async move {
+    pub fn dele(&self, msg: JsValue, opts: JsValue) -> Promise {
+        self.call(&opts, |s, ctx| async move {
             let msg = msg_arg(&msg, "dele(n)")?;
-            let r = ok_or_server_error(command(&s, Command::Dele { msg }).await?)?;
+            let r = ok_or_server_error(command(&s, Command::Dele { msg }, &ctx).await?)?;
             Ok(r.text.into())
         })
     }
 
-    pub fn rset(&self) -> Promise {
-        self.call(|s| async move {
-            let r = ok_or_server_error(command(&s, Command::Rset).await?)?;
+    pub fn rset(&self, opts: JsValue) -> Promise {
+        self.call(&opts, |s, ctx| async move {
+            let r = ok_or_server_error(command(&s, Command::Rset, &ctx).await?)?;
             Ok(r.text.into())
         })
     }
 
-    pub fn noop(&self) -> Promise {
-        self.call(|s| async move {
-            let r = ok_or_server_error(command(&s, Command::Noop).await?)?;
+    pub fn noop(&self, opts: JsValue) -> Promise {
+        self.call(&opts, |s, ctx| async move {
+            let r = ok_or_server_error(command(&s, Command::Noop, &ctx).await?)?;
             Ok(r.text.into())
         })
     }
@@ -855,14 +1592,14 @@ impl Pop3Client {
     /// Sends one command line as typed and returns the answer whatever it
     /// is: `{ ok, status, respCode, text, body }` (`body`: Uint8Array for
     /// multi-line answers, else null). `-ERR` does not reject.
-    pub fn raw(&self, line: JsValue) -> Promise {
-        self.call(|s| async move {
+    pub fn raw(&self, line: JsValue, opts: JsValue) -> Promise {
+        self.call(&opts, |s, ctx| async move {
             let line = credential(line, "the command line")?;
             let cmd = Command::parse_raw(&line)?;
             if matches!(cmd, Command::Pass { .. }) {
                 check_secure(&s, "PASS")?;
             }
-            let r = command(&s, cmd).await?;
+            let r = command(&s, cmd, &ctx).await?;
             let o = Object::new();
             let set = |k: &str, v: JsValue| {
                 let _ = Reflect::set(&o, &k.into(), &v);
@@ -877,9 +1614,9 @@ impl Pop3Client {
     }
 
     /// QUIT: the server commits the deletions, then the connection closes.
-    pub fn quit(&self) -> Promise {
-        self.call(|s| async move {
-            let r = command(&s, Command::Quit).await;
+    pub fn quit(&self, opts: JsValue) -> Promise {
+        self.call(&opts, |s, ctx| async move {
+            let r = command(&s, Command::Quit, &ctx).await;
             s.borrow_mut().close_socket("quit");
             let r = ok_or_server_error(r?)?;
             Ok(r.text.into())
@@ -893,4 +1630,58 @@ impl Pop3Client {
             Failure::new("CONNECTION_CLOSED", "the session was closed by close(); nothing was committed"),
         );
     }
+}
+
+fn lines_arg(lines: &JsValue) -> Result<u32, Failure> {
+    match lines.as_f64() {
+        Some(l) if l.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&l) => Ok(l as u32),
+        _ => Err(Failure::invalid_argument("lines must be an integer from 0")),
+    }
+}
+
+impl SummaryJs {
+    fn new(id: u32, size: Option<u64>, uid: Option<String>) -> Self {
+        SummaryJs {
+            id,
+            uid,
+            size,
+            from: None,
+            to: None,
+            subject: None,
+            date: None,
+            message_id: None,
+            error: None,
+        }
+    }
+}
+
+/// Waits for the `TOP n 0` answers in order and decodes their headers.
+async fn fill_summaries(
+    s: &Shared,
+    ctx: &Ctx,
+    entries: &mut [SummaryJs],
+    tops: Vec<oneshot::Receiver<Reply>>,
+    on_progress: Option<Function>,
+) -> Result<(), Failure> {
+    let total = entries.len() as f64;
+    for (k, (entry, rx)) in entries.iter_mut().zip(tops).enumerate() {
+        let r = wait(s, rx, "TOP", ctx).await?;
+        match ok_or_server_error(r) {
+            Ok(r) => {
+                let h = summarize(r.body.as_deref().unwrap_or_default());
+                entry.from = h.from;
+                entry.to = h.to;
+                entry.subject = h.subject;
+                entry.date = h.date;
+                entry.message_id = h.message_id;
+            }
+            Err(f) => {
+                entry.error.get_or_insert(f.message);
+            }
+        }
+        if let Some(f) = &on_progress {
+            let _ = f.call2(&JsValue::NULL, &((k + 1) as f64).into(), &total.into());
+        }
+    }
+    Ok(())
 }

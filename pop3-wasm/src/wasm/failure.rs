@@ -7,17 +7,19 @@ use wasm_bindgen::prelude::*;
 
 use crate::proto::Error;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Failure {
     pub code: &'static str,
     pub message: String,
     pub resp_code: Option<String>,
     pub server_text: Option<String>,
+    /// An `AbortSignal`'s reason: the call rejects with exactly that value.
+    pub abort_reason: Option<JsValue>,
 }
 
 impl Failure {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), resp_code: None, server_text: None }
+        Self { code, message: message.into(), resp_code: None, server_text: None, abort_reason: None }
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> Self {
@@ -33,6 +35,7 @@ impl From<Error> for Failure {
             message: e.to_string(),
             resp_code: reply.as_ref().and_then(|r| r.resp_code.clone()),
             server_text: reply.map(|r| r.text),
+            abort_reason: None,
         }
     }
 }
@@ -47,6 +50,9 @@ pub fn set_error_class(class: JsValue) {
 
 impl From<Failure> for JsValue {
     fn from(f: Failure) -> JsValue {
+        if let Some(reason) = f.abort_reason {
+            return reason;
+        }
         let fields = js_sys::Object::new();
         let set = |k: &str, v: JsValue| {
             let _ = js_sys::Reflect::set(&fields, &JsValue::from_str(k), &v);
