@@ -411,3 +411,26 @@ test('a 50 MB message streams with bounded memory, byte-exact', async () => {
   c.close();
   assert.deepEqual(srv.errors, []);
 });
+
+test('UTF8 (RFC 6856) is sent before non-ASCII credentials; PIPELINING seen only after login', async () => {
+  const { srv, connect } = await scripted(async (c) => {
+    await preamble(c, { capa: ['USER', 'UTF8 USER'] });
+    assert.equal(await c.line(), 'UTF8');
+    await c.send('+OK UTF8 enabled\r\n');
+    assert.equal(Buffer.from(await c.line(), 'latin1').toString('utf8'), 'USER jürgen');
+    await c.send('+OK\r\n');
+    assert.equal(Buffer.from(await c.line(), 'latin1').toString('utf8'), 'PASS pässwörd-Ω9');
+    await c.send('+OK\r\n');
+    await recapa(c, ['USER', 'PIPELINING']); // Gmail-style: PIPELINING only after login
+    assert.equal(await c.line(), 'NOOP');
+    assert.equal(await c.line(), 'NOOP', 'the second NOOP arrives before the first is answered');
+    await c.send('+OK\r\n+OK\r\n');
+  });
+  const c = await connect();
+  assert.equal(c.pipelining, false);
+  await c.auth('USER', { username: 'jürgen', password: 'pässwörd-Ω9' });
+  assert.equal(c.pipelining, true);
+  await Promise.all([c.noop(), c.noop()]);
+  c.close();
+  assert.deepEqual(srv.errors, []);
+});
