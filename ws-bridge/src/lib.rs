@@ -16,14 +16,24 @@
 //! * [`wire`]: the session wire format v1 (control messages, error codes).
 //! * [`upstream`]: TCP, TLS and the STLS exchange.
 //! * [`relay`]: one session, from connect to close.
-//! * [`http`]: routes and [`serve`].
+//! * [`http`]: the listener (TCP or TLS), routes and [`serve`], graceful shutdown.
+//! * [`limits`]: per-address session counts and connect rate.
+//! * [`metrics`]: the counters behind `/metrics`.
+//! * [`token`]: HMAC access tokens bound to a destination.
+//! * [`options`]: flags, environment and config file; [`logging`]: tracing set-up.
 
 pub mod config;
+pub mod demo;
 pub mod http;
+pub mod limits;
+pub mod logging;
+pub mod metrics;
+pub mod options;
 pub mod policy;
 pub mod relay;
+pub mod token;
 pub mod upstream;
 pub mod wire;
 
-pub use config::{Config, ConfigError, Settings, Timeouts};
+pub use config::{Config, ConfigError, Limits, Settings, Timeouts};
 pub use http::{router, serve};

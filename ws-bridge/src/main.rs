@@ -1,83 +1,149 @@
 //! The `ws-bridge` command: parses the command line, sets up logging, and
 //! hands over to the library.
 
-use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{
+    io::Write,
+    process::ExitCode,
+    time::{Duration, SystemTime},
+};
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
-use ws_bridge::{Config, Settings, Timeouts};
+use ws_bridge::{Config, options::ServeArgs, policy::Host, token::TokenKeys};
 
 /// Relays WebSocket sessions from pop3-wasm clients to POP3 servers.
+///
+/// Without a subcommand it serves, with the flags below.
 #[derive(Debug, Parser)]
-#[command(name = "ws-bridge", version)]
+#[command(name = "ws-bridge", version, args_conflicts_with_subcommands = true)]
 struct Cli {
-    /// Address to listen on (port 0 picks a free one).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Allow only these targets (repeatable). Without any, every public
-    /// host on ports 110 and 995 is allowed. IPv6 as [::1]:110.
-    #[arg(long = "allow", value_name = "HOST:PORT[,PORT]")]
-    allow: Vec<String>,
-    /// Extra CA certificates (PEM) trusted for upstream TLS (repeatable).
-    #[arg(long = "ca-file", value_name = "PEM")]
-    ca_files: Vec<PathBuf>,
-    /// Accept WebSocket requests only from these origins (repeatable).
-    #[arg(long = "origin", value_name = "URL")]
-    origins: Vec<String>,
-    /// Serve static files from this directory.
-    #[arg(long, value_name = "DIR")]
-    serve: Option<PathBuf>,
-    /// Concurrent sessions at most.
-    #[arg(long, default_value_t = 1024)]
-    max_sessions: usize,
-    /// Log filter (e.g. info, debug, ws_bridge=debug). Logs go to stderr.
-    #[arg(long, default_value = "info")]
-    log_level: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Mint an access token for one destination (prints it on stdout).
+    Token(TokenArgs),
+    /// Check a configuration and print the effective settings (no secrets).
+    /// Exits 0 when usable, 2 when not.
+    CheckConfig(Box<ServeArgs>),
+    /// Run a demo POP3 mailbox on loopback, the bridge allowing it, and the
+    /// web pages with its settings filled in (prints the URL).
+    Demo(ws_bridge::demo::DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The POP3 server the token is for.
+    #[arg(long)]
+    host: String,
+    /// Its port.
+    #[arg(long)]
+    port: u16,
+    /// How long the token is valid (e.g. 10m, 1h, 7d).
+    #[arg(long, default_value = "1h", value_parser = ws_bridge::options::parse_duration)]
+    ttl: Duration,
+    /// The secret file (as --token-secret-file when serving).
+    #[arg(long, value_name = "FILE", env = "WS_BRIDGE_TOKEN_SECRET_FILE")]
+    token_secret_file: Option<std::path::PathBuf>,
+    /// Or take token_secret_file from this config file.
+    #[arg(long, value_name = "FILE", env = "WS_BRIDGE_CONFIG")]
+    config: Option<std::path::PathBuf>,
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = match EnvFilter::try_new(&cli.log_level) {
-        Ok(filter) => filter,
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Token(args)) => token(args),
+        Some(Command::CheckConfig(args)) => check_config(*args),
+        Some(Command::Demo(args)) => ws_bridge::demo::main(args),
+    }
+}
+
+fn check_config(args: ServeArgs) -> ExitCode {
+    let checked = args.resolve().and_then(|options| {
+        ws_bridge::logging::filter(&options.log_level)?;
+        Config::build(options.settings.clone()).map_err(|e| e.to_string())?;
+        Ok(options)
+    });
+    match checked {
+        Ok(options) => {
+            print!("{}", options.describe());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("ws-bridge: --log-level {:?}: {e}", cli.log_level);
+            eprintln!("ws-bridge: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn token(args: TokenArgs) -> ExitCode {
+    let secret_file = match (args.token_secret_file, args.config) {
+        (Some(file), _) => Some(file),
+        (None, config) => {
+            let serve = ServeArgs { config, ..ServeArgs::default() };
+            serve.resolve().ok().and_then(|o| o.settings.token_secret_file)
+        }
+    };
+    let Some(secret_file) = secret_file else {
+        eprintln!("ws-bridge token: give --token-secret-file (or --config with token_secret_file)");
+        return ExitCode::from(2);
+    };
+    let keys = match TokenKeys::from_file(&secret_file) {
+        Ok(keys) => keys,
+        Err(e) => {
+            eprintln!("ws-bridge token: {}: {e}", secret_file.display());
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-
-    let settings = Settings {
-        allow: cli.allow,
-        ca_files: cli.ca_files,
-        origins: cli.origins,
-        serve: cli.serve,
-        max_sessions: cli.max_sessions,
-        timeouts: Timeouts::default(),
+    let Some(host) = Host::parse(&args.host) else {
+        eprintln!("ws-bridge token: --host {:?} is not a host name or address", args.host);
+        return ExitCode::from(2);
     };
-    let config = match Config::build(settings) {
+    println!("{}", keys.mint(&host, args.port, SystemTime::now() + args.ttl));
+    ExitCode::SUCCESS
+}
+
+#[tokio::main]
+async fn serve(args: ServeArgs) -> ExitCode {
+    let options = match args.resolve() {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("ws-bridge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = ws_bridge::logging::init(&options.log_level, options.log_format) {
+        eprintln!("ws-bridge: {e}");
+        return ExitCode::from(2);
+    }
+    let config = match Config::build(options.settings) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("ws-bridge: {e}");
             return ExitCode::from(2);
         }
     };
-    let listener = match TcpListener::bind(cli.listen).await {
+    let listener = match TcpListener::bind(options.listen).await {
         Ok(listener) => listener,
         Err(e) => {
-            eprintln!("ws-bridge: cannot listen on {}: {e}", cli.listen);
+            eprintln!("ws-bridge: cannot listen on {}: {e}", options.listen);
             return ExitCode::FAILURE;
         }
     };
-    let bound = listener.local_addr().unwrap_or(cli.listen);
+    let bound = listener.local_addr().unwrap_or(options.listen);
     {
         // Tests and scripts read this line to find the port.
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "ws-bridge listening on {bound}");
         let _ = stdout.flush();
     }
-    tracing::info!(%bound, "listening");
+    tracing::info!(%bound, tls = config.server_tls.is_some(), "listening");
     match ws_bridge::serve(listener, config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -21,7 +21,9 @@
 use std::{
     fmt, io,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    pin::Pin,
     str::FromStr,
+    sync::Arc,
     time::Duration,
 };
 
@@ -284,23 +286,52 @@ pub enum Refusal {
     ResolveFailed(String),
 }
 
+/// What a [`Resolver`] returns.
+pub type ResolveFuture = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send>>;
+
+/// A replacement for the system resolver (tests use one to make names
+/// resolve to whatever they are testing).
+#[derive(Clone)]
+pub struct Resolver(pub Arc<dyn Fn(String, u16) -> ResolveFuture + Send + Sync>);
+
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Resolver(..)")
+    }
+}
+
 /// The allowlist and the address guard.
 #[derive(Debug, Clone)]
 pub struct Policy {
     allow: Vec<AllowEntry>,
     resolve_timeout: Duration,
+    resolver: Option<Resolver>,
+    default_ports: Vec<u16>,
 }
 
 impl Policy {
     pub fn new(allow: Vec<AllowEntry>, resolve_timeout: Duration) -> Self {
-        Policy { allow, resolve_timeout }
+        Policy { allow, resolve_timeout, resolver: None, default_ports: DEFAULT_PORTS.to_vec() }
+    }
+
+    /// The ports the default rule allows, instead of 110 and 995 (tests use
+    /// a free port so that a leak would reach a listener they watch).
+    pub fn with_default_ports(self, default_ports: Vec<u16>) -> Self {
+        Policy { default_ports, ..self }
+    }
+
+    /// Resolves names with `resolver` instead of the system resolver.
+    pub fn with_resolver(self, resolver: Option<Resolver>) -> Self {
+        Policy { resolver, ..self }
     }
 
     /// Checks a target and returns the addresses to connect to, resolving
-    /// names with the system resolver.
+    /// names with the system resolver (or the one set).
     pub async fn check(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Refusal> {
-        self.check_with(host, port, async |name: String, port: u16| {
-            tokio::net::lookup_host((name.as_str(), port)).await.map(|it| it.collect())
+        let resolver = self.resolver.clone();
+        self.check_with(host, port, async move |name: String, port: u16| match resolver {
+            Some(Resolver(resolve)) => resolve(name, port).await,
+            None => tokio::net::lookup_host((name.as_str(), port)).await.map(|it| it.collect()),
         })
         .await
     }
@@ -320,8 +351,8 @@ impl Policy {
             if !listed {
                 return deny(format!("{parsed}:{port} is not in the allowlist"));
             }
-        } else if !DEFAULT_PORTS.contains(&port) {
-            return deny(format!("port {port} is not 110 or 995"));
+        } else if !self.default_ports.contains(&port) {
+            return deny(format!("port {port} is not one of {:?}", self.default_ports));
         }
 
         let addrs = match &parsed {

@@ -12,11 +12,15 @@
 //! asks the upstream-side one to stop at its next read (never in the middle
 //! of forwarding a chunk), takes the upstream stream back whole, runs the
 //! STLS exchange and the handshake, and starts a new relay phase over TLS.
+//!
+//! A watchdog runs beside the session and ends it when it was idle (no
+//! POP3 bytes either way) for `idle_timeout`, lived `max_session_time`, the
+//! client stopped answering pings, or the bridge is shutting down.
 
 use std::{
-    net::SocketAddr,
+    net::IpAddr,
     sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use axum::{
@@ -29,13 +33,16 @@ use futures_util::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    sync::Notify,
+    sync::{Notify, watch},
+    time::MissedTickBehavior,
 };
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
-    config::{Config, UPSTREAM_CHUNK},
+    config::{Config, Timeouts, UPSTREAM_CHUNK},
+    metrics::{Metrics, Reject},
     policy::{Host, Refusal},
+    token::TokenError,
     upstream::{self, StlsReply, Upstream},
     wire::{ClientMessage, ErrorCode, ServerMessage, TlsMode, VERSION},
 };
@@ -52,11 +59,23 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 struct Failure {
     code: ErrorCode,
     message: String,
+    close: u16,
 }
 
 impl Failure {
     fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Failure { code, message: message.into() }
+        Failure { code, message: message.into(), close: code.close_code() }
+    }
+
+    /// The one answer to every policy or token denial.
+    fn not_allowed() -> Self {
+        Failure::new(ErrorCode::BridgeRejected, "not allowed")
+    }
+
+    /// A message or frame over `max_message_size`: close 1009 (RFC 6455
+    /// "message too big").
+    fn too_big(max: usize) -> Self {
+        Failure { close: 1009, ..Failure::protocol(format!("WebSocket message larger than {max} bytes")) }
     }
 
     fn protocol(message: impl Into<String>) -> Self {
@@ -71,35 +90,165 @@ enum End {
     UpstreamClosed { error: bool },
     /// The client closed or went away.
     ClientClosed,
+    /// The bridge is shutting down (close 1001).
+    Shutdown,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
+/// What a session needs from the bridge.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub metrics: &'a Metrics,
+    /// Becomes `true` when the bridge closes every session.
+    pub close_now: watch::Receiver<bool>,
+    /// The client's address (after `X-Forwarded-For` from trusted proxies).
+    pub client: IpAddr,
+    pub id: u64,
+}
+
+/// Byte counts and activity times of one session. Times are milliseconds
+/// since the session started.
+#[derive(Debug)]
+struct Counters<'a> {
+    metrics: &'a Metrics,
+    started: Instant,
     /// Client → server bytes.
     up: AtomicU64,
     /// Server → client bytes.
     down: AtomicU64,
+    /// Last POP3 byte either way.
+    last_data: AtomicU64,
+    /// Last frame of any kind from the client (pongs included).
+    last_seen: AtomicU64,
+}
+
+impl<'a> Counters<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        Counters {
+            metrics,
+            started: Instant::now(),
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+            last_data: AtomicU64::new(0),
+            last_seen: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn add_up(&self, n: usize) {
+        self.up.fetch_add(n as u64, Ordering::Relaxed);
+        self.metrics.bytes_up.fetch_add(n as u64, Ordering::Relaxed);
+        self.last_data.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn add_down(&self, n: usize) {
+        self.down.fetch_add(n as u64, Ordering::Relaxed);
+        self.metrics.bytes_down.fetch_add(n as u64, Ordering::Relaxed);
+        self.last_data.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn client_seen(&self) {
+        self.last_seen.store(self.now_ms(), Ordering::Relaxed);
+    }
+}
+
+/// Why the watchdog ended a session.
+enum Stop {
+    Idle,
+    Lifetime,
+    ClientSilent,
+    Shutdown,
+}
+
+/// Pings unanswered for this many intervals mean the client is gone.
+const SILENT_PINGS: u32 = 3;
+
+async fn watchdog(counters: &Counters<'_>, t: &Timeouts, mut close_now: watch::Receiver<bool>) -> Stop {
+    let lifetime = tokio::time::sleep(t.max_session);
+    tokio::pin!(lifetime);
+    let idle_ms = t.idle.as_millis() as u64;
+    let silent_ms = (t.ping_interval * SILENT_PINGS).as_millis() as u64;
+    loop {
+        let now = counters.now_ms();
+        let idle_for = now.saturating_sub(counters.last_data.load(Ordering::Relaxed));
+        if idle_for >= idle_ms {
+            return Stop::Idle;
+        }
+        let silent_for = now.saturating_sub(counters.last_seen.load(Ordering::Relaxed));
+        if silent_for >= silent_ms {
+            return Stop::ClientSilent;
+        }
+        let next = (idle_ms - idle_for).min(silent_ms - silent_for).max(5);
+        tokio::select! {
+            () = &mut lifetime => return Stop::Lifetime,
+            changed = async { close_now.wait_for(|close| *close).await.is_ok() } => {
+                if changed {
+                    return Stop::Shutdown;
+                }
+                // The bridge is gone without asking: nothing left to watch for.
+                std::future::pending::<()>().await;
+            }
+            () = tokio::time::sleep(Duration::from_millis(next)) => {}
+        }
+    }
+}
+
+/// Refuses a session that was already upgraded because a limit is reached:
+/// `BRIDGE_REJECTED` with a message saying which, then close 4429.
+pub async fn refuse(socket: WebSocket, message: &str) {
+    let (mut tx, mut rx) = socket.split();
+    let json = ServerMessage::Error { code: ErrorCode::BridgeRejected.as_str(), message }.to_json();
+    if tx.send(Message::Text(json.into())).await.is_ok() {
+        close(&mut tx, &mut rx, 4429, "BRIDGE_REJECTED").await;
+    }
 }
 
 /// Runs one session to its end and logs its summary. Never logs relayed
 /// bytes, tokens or anything else the client sent besides the target.
-pub async fn run(socket: WebSocket, config: &Config, peer: SocketAddr, id: u64) {
+pub async fn run(socket: WebSocket, ctx: Context<'_>) {
     let span = info_span!(
         "session",
-        id,
-        client = %peer,
+        id = ctx.id,
+        client = %ctx.client,
         dest = tracing::field::Empty,
         tls = tracing::field::Empty
     );
     async move {
-        let started = Instant::now();
         let (mut tx, mut rx) = socket.split();
-        let counters = Counters::default();
-        let result = session(&mut tx, &mut rx, config, &counters).await;
+        let counters = Counters::new(ctx.metrics);
+        let t = &ctx.config.timeouts;
+        let result = {
+            let session = session(&mut tx, &mut rx, &ctx, &counters);
+            let watchdog = watchdog(&counters, t, ctx.close_now.clone());
+            tokio::select! {
+                result = session => result,
+                stop = watchdog => match stop {
+                    Stop::Idle => Err(Failure::new(
+                        ErrorCode::Timeout,
+                        format!("idle for {} s", t.idle.as_secs()),
+                    )),
+                    Stop::Lifetime => Err(Failure::new(
+                        ErrorCode::Timeout,
+                        format!("session lasted {} s, the longest allowed", t.max_session.as_secs()),
+                    )),
+                    Stop::ClientSilent => {
+                        Err(Failure::new(ErrorCode::Timeout, "the client stopped answering pings"))
+                    }
+                    Stop::Shutdown => Ok(End::Shutdown),
+                },
+            }
+        };
         let reason = match result {
             Ok(End::ClientClosed) => {
                 let _ = tx.close().await;
                 "client closed".to_string()
+            }
+            Ok(End::Shutdown) => {
+                close(&mut tx, &mut rx, 1001, "bridge shutting down").await;
+                "bridge shutting down".to_string()
             }
             Ok(End::UpstreamClosed { error }) => {
                 let (code, why) = if error { (1011, "upstream error") } else { (1000, "upstream closed") };
@@ -110,7 +259,7 @@ pub async fn run(socket: WebSocket, config: &Config, peer: SocketAddr, id: u64) 
                 let json =
                     ServerMessage::Error { code: failure.code.as_str(), message: &failure.message }.to_json();
                 if tx.send(Message::Text(json.into())).await.is_ok() {
-                    close(&mut tx, &mut rx, failure.code.close_code(), failure.code.as_str()).await;
+                    close(&mut tx, &mut rx, failure.close, failure.code.as_str()).await;
                 }
                 format!("{}: {}", failure.code.as_str(), failure.message)
             }
@@ -118,8 +267,8 @@ pub async fn run(socket: WebSocket, config: &Config, peer: SocketAddr, id: u64) 
         info!(
             bytes_up = counters.up.load(Ordering::Relaxed),
             bytes_down = counters.down.load(Ordering::Relaxed),
-            duration_ms = started.elapsed().as_millis() as u64,
-            reason,
+            duration_ms = counters.started.elapsed().as_millis() as u64,
+            reason = %reason.escape_debug(),
             "session closed"
         );
     }
@@ -137,9 +286,15 @@ async fn close(tx: &mut WsTx, rx: &mut WsRx, code: u16, reason: &str) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async { while let Some(Ok(_)) = rx.next().await {} }).await;
 }
 
-async fn session(tx: &mut WsTx, rx: &mut WsRx, config: &Config, counters: &Counters) -> Result<End, Failure> {
+async fn session(
+    tx: &mut WsTx,
+    rx: &mut WsRx,
+    ctx: &Context<'_>,
+    counters: &Counters<'_>,
+) -> Result<End, Failure> {
+    let config = ctx.config;
     // 1. The connect message.
-    let first = tokio::time::timeout(config.timeouts.first_message, next_control(rx)).await;
+    let first = tokio::time::timeout(config.timeouts.first_message, next_control(rx, counters, config)).await;
     let text = match first {
         Err(_) => return Err(Failure::protocol("no connect message in time")),
         Ok(None) => return Ok(End::ClientClosed),
@@ -161,12 +316,28 @@ async fn session(tx: &mut WsTx, rx: &mut WsRx, config: &Config, counters: &Count
     span.record("tls", tracing::field::display(connect.tls));
     info!("session opened");
 
-    // 2. Policy, then TCP to an address the policy checked.
+    // 2. The token, when tokens are required: checked before anything
+    // else, so that without one the bridge does not even resolve names.
+    if let Some(keys) = &config.tokens {
+        let verdict = match (&connect.token, Host::parse(&connect.host)) {
+            (None, _) => Err(TokenError::Missing),
+            (Some(_), None) => Err(TokenError::WrongDestination),
+            (Some(token), Some(host)) => keys.verify(token.expose(), &host, connect.port, SystemTime::now()),
+        };
+        if let Err(why) = verdict {
+            ctx.metrics.reject(Reject::Token);
+            info!(why = %why, "denied");
+            return Err(Failure::not_allowed());
+        }
+    }
+
+    // 3. Policy, then TCP to an address the policy checked.
     let addrs = match config.policy.check(&connect.host, connect.port).await {
         Ok(addrs) => addrs,
         Err(Refusal::Denied(why)) => {
+            ctx.metrics.reject(Reject::Policy);
             info!(why = %why.escape_debug(), "denied");
-            return Err(Failure::new(ErrorCode::BridgeRejected, "not allowed"));
+            return Err(Failure::not_allowed());
         }
         Err(Refusal::ResolveFailed(why)) => {
             info!(why = %why.escape_debug(), "resolution failed");
@@ -175,9 +346,12 @@ async fn session(tx: &mut WsTx, rx: &mut WsRx, config: &Config, counters: &Count
     };
     let Some(host) = Host::parse(&connect.host) else {
         // Unreachable: the policy only accepts hosts that parse.
-        return Err(Failure::new(ErrorCode::BridgeRejected, "not allowed"));
+        return Err(Failure::not_allowed());
     };
-    let tcp = upstream::connect_tcp(&addrs, config.timeouts.connect).await.map_err(|why| {
+    let connecting = Instant::now();
+    let tcp = upstream::connect_tcp(&addrs, config.timeouts.connect).await;
+    ctx.metrics.upstream_connect.observe(connecting.elapsed());
+    let tcp = tcp.map_err(|why| {
         info!(why, "connect failed");
         Failure::new(ErrorCode::ConnectFailed, why)
     })?;
@@ -185,9 +359,9 @@ async fn session(tx: &mut WsTx, rx: &mut WsRx, config: &Config, counters: &Count
         debug!(upstream = %addr, "connected");
     }
 
-    // 3. Implicit TLS, then tell the client.
+    // 4. Implicit TLS, then tell the client.
     let mut upstream = if connect.tls == TlsMode::Implicit {
-        let (stream, info) = handshake(config, &host, tcp).await?;
+        let (stream, info) = handshake(ctx, &host, tcp).await?;
         send_text(tx, &ServerMessage::Connected { tls: Some(&info) }).await;
         Upstream::Tls(Box::new(stream))
     } else {
@@ -195,15 +369,15 @@ async fn session(tx: &mut WsTx, rx: &mut WsRx, config: &Config, counters: &Count
         Upstream::Plain(tcp)
     };
 
-    // 4. Relay, with STLS in between phases.
+    // 5. Relay, with STLS in between phases.
     loop {
-        match relay_phase(tx, rx, upstream, counters).await {
+        match relay_phase(tx, rx, upstream, counters, config).await {
             Phase::Done(end) => return Ok(end),
             Phase::Failed(failure) => return Err(failure),
             Phase::Stls(Upstream::Tls(_)) => {
                 return Err(Failure::protocol("stls on a session that already uses TLS"));
             }
-            Phase::Stls(Upstream::Plain(tcp)) => match starttls(tx, config, &host, tcp, counters).await? {
+            Phase::Stls(Upstream::Plain(tcp)) => match starttls(tx, ctx, &host, tcp, counters).await? {
                 Upgraded::Tls(stream) => upstream = stream,
                 Upgraded::Refused(stream) => upstream = stream,
                 Upgraded::Closed => return Ok(End::UpstreamClosed { error: false }),
@@ -214,17 +388,33 @@ async fn session(tx: &mut WsTx, rx: &mut WsRx, config: &Config, counters: &Count
 
 /// The next TEXT message; pings and pongs are skipped (tungstenite answers
 /// pings itself). `None` when the client closed.
-async fn next_control(rx: &mut WsRx) -> Option<Result<String, Failure>> {
+async fn next_control(
+    rx: &mut WsRx,
+    counters: &Counters<'_>,
+    config: &Config,
+) -> Option<Result<String, Failure>> {
     loop {
-        return match rx.next().await? {
+        let msg = rx.next().await?;
+        counters.client_seen();
+        return match msg {
             Ok(Message::Text(text)) => Some(Ok(text.as_str().to_string())),
             Ok(Message::Binary(_)) => {
                 Some(Err(Failure::protocol("expected a connect message before any data")))
             }
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-            Ok(Message::Close(_)) | Err(_) => None,
+            Ok(Message::Close(_)) => None,
+            Err(e) if too_big(&e) => Some(Err(Failure::too_big(config.limits.max_message_size))),
+            Err(_) => None,
         };
     }
+}
+
+/// Whether a read failed because the client's message or frame was over
+/// the size limit (tungstenite stops reading it; the socket is still
+/// usable for our error message and close frame).
+fn too_big(e: &axum::Error) -> bool {
+    let inner = std::error::Error::source(e).and_then(|inner| inner.downcast_ref::<tungstenite::Error>());
+    matches!(inner, Some(tungstenite::Error::Capacity(_)))
 }
 
 async fn send_text(tx: &mut WsTx, msg: &ServerMessage<'_>) {
@@ -233,7 +423,7 @@ async fn send_text(tx: &mut WsTx, msg: &ServerMessage<'_>) {
 }
 
 async fn handshake(
-    config: &Config,
+    ctx: &Context<'_>,
     host: &Host,
     tcp: tokio::net::TcpStream,
 ) -> Result<(tokio_rustls::client::TlsStream<tokio::net::TcpStream>, crate::wire::TlsInfo), Failure> {
@@ -242,9 +432,10 @@ async fn handshake(
         Failure::new(ErrorCode::TlsFailed, why)
     };
     let name = upstream::server_name(host).map_err(tls_failed)?;
-    let (stream, info) = upstream::tls_handshake(config.tls.clone(), name, tcp, config.timeouts.tls)
-        .await
-        .map_err(tls_failed)?;
+    let started = Instant::now();
+    let shaken = upstream::tls_handshake(ctx.config.tls.clone(), name, tcp, ctx.config.timeouts.tls).await;
+    ctx.metrics.tls_handshake.observe(started.elapsed());
+    let (stream, info) = shaken.map_err(tls_failed)?;
     info!(protocol = info.protocol, cipher = info.cipher, "TLS established");
     Ok((stream, info))
 }
@@ -261,12 +452,12 @@ enum Upgraded {
 /// TLS.
 async fn starttls(
     tx: &mut WsTx,
-    config: &Config,
+    ctx: &Context<'_>,
     host: &Host,
     mut tcp: tokio::net::TcpStream,
-    counters: &Counters,
+    counters: &Counters<'_>,
 ) -> Result<Upgraded, Failure> {
-    let reply = upstream::send_stls(&mut tcp, config.timeouts.tls).await.map_err(|why| {
+    let reply = upstream::send_stls(&mut tcp, ctx.config.timeouts.tls).await.map_err(|why| {
         info!(why, "STLS failed");
         Failure::new(ErrorCode::TlsFailed, why)
     })?;
@@ -287,16 +478,16 @@ async fn starttls(
     if discarded > 0 {
         warn!(discarded, "discarded bytes the server sent after STLS +OK");
     }
-    let (stream, info) = handshake(config, host, tcp).await?;
+    let (stream, info) = handshake(ctx, host, tcp).await?;
     send_text(tx, &ServerMessage::Tls { tls: &info }).await;
     Ok(Upgraded::Tls(Upstream::Tls(Box::new(stream))))
 }
 
-async fn forward(tx: &mut WsTx, counters: &Counters, bytes: &[u8]) {
+async fn forward(tx: &mut WsTx, counters: &Counters<'_>, bytes: &[u8]) {
     if bytes.is_empty() {
         return;
     }
-    counters.down.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    counters.add_down(bytes.len());
     let _ = tx.send(Message::Binary(Bytes::copy_from_slice(bytes))).await;
 }
 
@@ -322,23 +513,41 @@ enum DownEnd {
     Failed(Failure),
 }
 
-async fn relay_phase(tx: &mut WsTx, rx: &mut WsRx, upstream: Upstream, counters: &Counters) -> Phase {
+async fn relay_phase(
+    tx: &mut WsTx,
+    rx: &mut WsRx,
+    upstream: Upstream,
+    counters: &Counters<'_>,
+    config: &Config,
+) -> Phase {
     let (mut rd, mut wr) = tokio::io::split(upstream);
     let pause = Notify::new();
 
     let outcome = {
         let upstream_to_ws = async {
             let mut buf = vec![0u8; UPSTREAM_CHUNK];
+            let every = config.timeouts.ping_interval;
+            let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
                 let read = tokio::select! {
                     biased;
                     _ = pause.notified() => return UpEnd::Paused,
+                    _ = ping.tick() => {
+                        // Keeps proxies from timing the WebSocket out; the
+                        // pong (or any frame) tells the watchdog the client
+                        // is still there.
+                        if tx.send(Message::Ping(Bytes::new())).await.is_err() {
+                            return UpEnd::ClientGone;
+                        }
+                        continue;
+                    }
                     read = rd.read(&mut buf) => read,
                 };
                 match read {
                     Ok(0) => return UpEnd::Eof,
                     Ok(n) => {
-                        counters.down.fetch_add(n as u64, Ordering::Relaxed);
+                        counters.add_down(n);
                         let msg = Message::Binary(Bytes::copy_from_slice(&buf[..n]));
                         if tx.send(msg).await.is_err() {
                             return UpEnd::ClientGone;
@@ -354,15 +563,20 @@ async fn relay_phase(tx: &mut WsTx, rx: &mut WsRx, upstream: Upstream, counters:
         let ws_to_upstream = async {
             loop {
                 let msg = match rx.next().await {
-                    None | Some(Err(_)) => return DownEnd::ClientClosed,
+                    None => return DownEnd::ClientClosed,
+                    Some(Err(e)) if too_big(&e) => {
+                        return DownEnd::Failed(Failure::too_big(config.limits.max_message_size));
+                    }
+                    Some(Err(_)) => return DownEnd::ClientClosed,
                     Some(Ok(msg)) => msg,
                 };
+                counters.client_seen();
                 match msg {
                     Message::Binary(bytes) => {
                         if wr.write_all(&bytes).await.is_err() {
                             return DownEnd::UpstreamGone;
                         }
-                        counters.up.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                        counters.add_up(bytes.len());
                     }
                     Message::Text(text) => {
                         return match ClientMessage::parse(text.as_str()) {

@@ -42,10 +42,17 @@ impl fmt::Display for TlsMode {
     }
 }
 
-/// A bearer token for the bridge. Not checked yet; never printed.
+/// An access token (see [`crate::token`]). `Debug` never prints it.
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]
-pub struct Token(#[allow(dead_code)] String);
+pub struct Token(String);
+
+impl Token {
+    /// The token's text, for verification only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -118,7 +125,7 @@ impl ServerMessage<'_> {
 /// The error codes a session can end with, each with its close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
-    /// Policy, origin or limits said no. Close 4403.
+    /// Policy, token or limits said no. Close 4403 (4429 for limits).
     BridgeRejected,
     /// Malformed, missing or unexpected control message. Close 4400.
     ProtocolError,
@@ -128,6 +135,9 @@ pub enum ErrorCode {
     /// TLS handshake or certificate verification failed, or the STLS
     /// exchange went wrong. Close 4525.
     TlsFailed,
+    /// The session was idle too long, lasted too long, or the client
+    /// stopped answering pings. Close 4408.
+    Timeout,
 }
 
 impl ErrorCode {
@@ -137,6 +147,7 @@ impl ErrorCode {
             ErrorCode::ProtocolError => "PROTOCOL_ERROR",
             ErrorCode::ConnectFailed => "CONNECT_FAILED",
             ErrorCode::TlsFailed => "TLS_FAILED",
+            ErrorCode::Timeout => "TIMEOUT",
         }
     }
 
@@ -146,6 +157,7 @@ impl ErrorCode {
             ErrorCode::ProtocolError => 4400,
             ErrorCode::ConnectFailed => 4502,
             ErrorCode::TlsFailed => 4525,
+            ErrorCode::Timeout => 4408,
         }
     }
 }

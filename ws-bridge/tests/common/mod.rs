@@ -26,7 +26,7 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+    tungstenite::{self, Message, client::IntoClientRequest, http::HeaderValue},
 };
 use ws_bridge::{Config, Settings};
 
@@ -38,7 +38,9 @@ pub const STEP: Duration = Duration::from_secs(10);
 /// A bridge serving on a free loopback port, stopped when dropped.
 pub struct Bridge {
     pub addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
+    stop: Option<oneshot::Sender<()>>,
+    /// The `serve` task: finishes once shutdown is complete.
+    pub task: JoinHandle<std::io::Result<()>>,
 }
 
 impl Bridge {
@@ -49,10 +51,33 @@ impl Bridge {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(ws_bridge::serve(listener, config, async {
+        let task = tokio::spawn(ws_bridge::serve(listener, config, async {
             let _ = stopped.await;
         }));
-        Bridge { addr, _stop: stop }
+        Bridge { addr, stop: Some(stop), task }
+    }
+
+    /// A bridge someone else runs (the binary), for the client helpers.
+    pub fn at(addr: SocketAddr) -> Bridge {
+        let (stop, _) = oneshot::channel::<()>();
+        Bridge { addr, stop: Some(stop), task: tokio::spawn(async { Ok(()) }) }
+    }
+
+    /// Starts the graceful shutdown (as SIGTERM would).
+    pub fn begin_shutdown(&mut self) {
+        self.stop.take();
+    }
+
+    /// Opens a session with extra request headers; `Err` is the HTTP
+    /// refusal.
+    pub async fn ws_with(&self, headers: &[(&str, &str)]) -> Result<Ws, tungstenite::Error> {
+        let mut request = self.url().into_client_request().unwrap();
+        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("pop3-bridge.v1"));
+        for (name, value) in headers {
+            let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+            request.headers_mut().insert(name, HeaderValue::from_str(value).unwrap());
+        }
+        tokio_tungstenite::connect_async(request).await.map(|(ws, _)| ws)
     }
 
     pub fn url(&self) -> String {
@@ -204,6 +229,9 @@ pub struct TestPki {
     pub ca_file: PathBuf,
     pub server_chain: Vec<CertificateDer<'static>>,
     server_key: Vec<u8>,
+    /// The leaf and its key as PEM (for serving `wss://` with them).
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
 }
 
 pub const CA_NAME: &str = "pop3-wasm Test CA";
@@ -239,7 +267,14 @@ impl TestPki {
             N.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::write(&ca_file, &ca_pem).unwrap();
-        TestPki { ca_pem, ca_file, server_chain: vec![leaf.der().clone()], server_key: key.serialize_der() }
+        TestPki {
+            ca_pem,
+            ca_file,
+            server_chain: vec![leaf.der().clone()],
+            server_key: key.serialize_der(),
+            server_cert_pem: leaf.pem(),
+            server_key_pem: key.serialize_pem(),
+        }
     }
 
     pub fn acceptor(&self) -> TlsAcceptor {
@@ -253,6 +288,16 @@ impl TestPki {
             .unwrap();
         TlsAcceptor::from(Arc::new(config))
     }
+}
+
+/// A fresh path under the test target dir.
+pub fn temp_path(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "ws-bridge-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ))
 }
 
 /// Sends one HTTP/1.1 request and returns the whole response as text.
