@@ -19,6 +19,7 @@ mod error;
 mod multiline;
 mod response;
 mod sasl;
+mod saslprep;
 mod secret;
 mod session;
 mod state;
@@ -34,6 +35,7 @@ pub use response::{
 pub use sasl::{
     CramMd5, Login, Mechanism, OAuthBearer, Plain, SCRAM_MAX_ITERATIONS, SaslError, Scram, ScramHash, XOAuth2,
 };
+pub use saslprep::{no_nfkc, saslprep};
 pub use secret::{REDACTED, Secret};
 pub use session::{
     CommandId, Direction, Event, Greeting, LineKind, Options, Response, Session, TranscriptLine,

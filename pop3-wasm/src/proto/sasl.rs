@@ -235,6 +235,7 @@ pub struct Scram {
     client_nonce: String,
     client_first_bare: String,
     state: ScramState,
+    nfkc: fn(&str) -> String,
 }
 
 impl Scram {
@@ -249,7 +250,15 @@ impl Scram {
             client_nonce: client_nonce.to_string(),
             client_first_bare,
             state: ScramState::Start,
+            nfkc: super::saslprep::no_nfkc,
         }
+    }
+
+    /// The Unicode NFKC normalisation SASLprep uses (default: none, which
+    /// is right for ASCII and already-normalised passwords).
+    pub fn with_nfkc(mut self, nfkc: fn(&str) -> String) -> Self {
+        self.nfkc = nfkc;
+        self
     }
 
     fn server_first(&mut self, msg: &str) -> Result<Secret<Vec<u8>>, SaslError> {
@@ -279,8 +288,7 @@ impl Scram {
                 "the server asks for {iterations} SCRAM iterations (more than {SCRAM_MAX_ITERATIONS})"
             )));
         }
-        let password = stringprep::saslprep(self.password.expose())
-            .map_err(|_| SaslError("the password has characters SASLprep forbids".into()))?;
+        let password = super::saslprep::saslprep(self.password.expose(), self.nfkc)?;
         let h = self.hash;
         let salted = Secret::new(h.salted_password(password.as_bytes(), &salt, iterations));
         let client_key = Secret::new(h.hmac(salted.expose(), b"Client Key"));

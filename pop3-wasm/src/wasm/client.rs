@@ -8,13 +8,12 @@
 //! back into the client.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use futures_channel::oneshot;
 use futures_util::future::{Either, select};
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
@@ -35,6 +34,38 @@ const STREAM_HIGH_WATER: f64 = 1024.0 * 1024.0;
 
 type Shared = Rc<RefCell<Inner>>;
 type Reply = Result<Response, Failure>;
+
+/// A small map keyed by command id. Ids are handed out in order and mostly
+/// answered in order, so a deque with a linear search is as fast as a hash
+/// map here, and much smaller in the wasm module.
+struct IdMap<T>(VecDeque<(CommandId, T)>);
+
+impl<T> IdMap<T> {
+    fn new() -> Self {
+        Self(VecDeque::new())
+    }
+
+    fn insert(&mut self, id: CommandId, value: T) {
+        self.0.push_back((id, value));
+    }
+
+    fn remove(&mut self, id: &CommandId) -> Option<T> {
+        let i = self.0.iter().position(|(k, _)| k == id)?;
+        self.0.remove(i).map(|(_, v)| v)
+    }
+
+    fn get_mut(&mut self, id: &CommandId) -> Option<&mut T> {
+        self.0.iter_mut().find(|(k, _)| k == id).map(|(_, v)| v)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = (CommandId, T)> + '_ {
+        self.0.drain(..)
+    }
+}
 
 /// Deadlines for each phase of a session, in ms.
 #[derive(Debug, Clone, Copy)]
@@ -65,10 +96,10 @@ enum Action {
 struct Inner {
     session: Session,
     socket: Option<Socket>,
-    waiters: HashMap<CommandId, oneshot::Sender<Reply>>,
-    started: HashMap<CommandId, oneshot::Sender<Result<String, Failure>>>,
-    sinks: HashMap<CommandId, Sink>,
-    sent_at: HashMap<CommandId, f64>,
+    waiters: IdMap<oneshot::Sender<Reply>>,
+    started: IdMap<oneshot::Sender<Result<String, Failure>>>,
+    sinks: IdMap<Sink>,
+    sent_at: IdMap<f64>,
     on_open: Option<oneshot::Sender<Result<(), Failure>>>,
     on_connected: Option<oneshot::Sender<Result<(), Failure>>>,
     on_greeting: Option<oneshot::Sender<Result<(), Failure>>>,
@@ -208,8 +239,8 @@ fn dispatch(shared: &Shared) {
                 Event::BodyStarted { id, text } => {
                     if let Some(Sink::Collect { total, .. }) = inner.sinks.get_mut(&id) {
                         // "+OK 5242818 octets": the size, when the server says it.
-                        if let Some(n) = text.split_whitespace().next().and_then(|w| w.parse::<f64>().ok()) {
-                            *total = JsValue::from_f64(n);
+                        if let Some(n) = text.split_whitespace().next().and_then(|w| w.parse::<u64>().ok()) {
+                            *total = JsValue::from_f64(n as f64);
                         }
                     }
                     if let Some(tx) = inner.started.remove(&id) {
@@ -523,7 +554,7 @@ fn on_close(shared: &Shared, event: JsValue) {
             Failure::new("BRIDGE_UNREACHABLE", format!("could not open a WebSocket to {bridge}")),
         );
     }
-    let code = Reflect::get(&event, &"code".into()).ok().and_then(|c| c.as_f64()).unwrap_or(0.0);
+    let code = Reflect::get(&event, &"code".into()).ok().and_then(|c| c.as_f64()).unwrap_or(0.0) as u16;
     {
         let mut inner = shared.borrow_mut();
         inner.socket = None;
@@ -704,69 +735,54 @@ impl ConnectOptions {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CapaJs {
-    raw: Vec<String>,
-    top: bool,
-    uidl: bool,
-    user: bool,
-    pipelining: bool,
-    resp_codes: bool,
-    auth_resp_code: bool,
-    stls: bool,
-    sasl: Vec<String>,
-    utf8: bool,
-    utf8_args: Vec<String>,
-    login_delay: Option<u32>,
-    expire: Option<String>,
-    implementation: Option<String>,
-}
-
-impl From<&Capabilities> for CapaJs {
-    fn from(c: &Capabilities) -> Self {
-        CapaJs {
-            raw: c.raw.clone(),
-            top: c.top,
-            uidl: c.uidl,
-            user: c.user,
-            pipelining: c.pipelining,
-            resp_codes: c.resp_codes,
-            auth_resp_code: c.auth_resp_code,
-            stls: c.stls,
-            sasl: c.sasl.clone(),
-            utf8: c.utf8.is_some(),
-            utf8_args: c.utf8.clone().unwrap_or_default(),
-            login_delay: c.login_delay.map(|(s, _)| s),
-            expire: c.expire.as_ref().map(|(e, _)| match e {
-                Expire::Never => "NEVER".to_string(),
-                Expire::Days(d) => d.to_string(),
-            }),
-            implementation: c.implementation.clone(),
-        }
+/// A plain JS object from key/value pairs (results are plain objects).
+fn object(fields: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in fields {
+        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
     }
+    o.into()
 }
 
-#[derive(Serialize)]
-struct StatJs {
-    count: u64,
-    size: u64,
+fn opt_str(v: &Option<String>) -> JsValue {
+    v.as_deref().map_or(JsValue::NULL, JsValue::from_str)
 }
 
-#[derive(Serialize)]
-struct ListJs {
-    id: u32,
-    size: u64,
+fn strings(v: &[String]) -> JsValue {
+    v.iter().map(|s| JsValue::from_str(s)).collect::<Array>().into()
 }
 
-#[derive(Serialize)]
-struct UidlJs {
-    id: u32,
-    uid: String,
+fn capa_js(c: &Capabilities) -> JsValue {
+    let expire = c.expire.as_ref().map(|(e, _)| match e {
+        Expire::Never => "NEVER".to_string(),
+        Expire::Days(d) => d.to_string(),
+    });
+    object(&[
+        ("raw", strings(&c.raw)),
+        ("top", c.top.into()),
+        ("uidl", c.uidl.into()),
+        ("user", c.user.into()),
+        ("pipelining", c.pipelining.into()),
+        ("respCodes", c.resp_codes.into()),
+        ("authRespCode", c.auth_resp_code.into()),
+        ("stls", c.stls.into()),
+        ("sasl", strings(&c.sasl)),
+        ("utf8", c.utf8.is_some().into()),
+        ("utf8Args", strings(c.utf8.as_deref().unwrap_or_default())),
+        ("loginDelay", c.login_delay.map_or(JsValue::NULL, |(s, _)| s.into())),
+        ("expire", opt_str(&expire)),
+        ("implementation", opt_str(&c.implementation)),
+    ])
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
+fn id_size(id: u32, size: u64) -> JsValue {
+    object(&[("id", id.into()), ("size", (size as f64).into())])
+}
+
+fn id_uid(id: u32, uid: &str) -> JsValue {
+    object(&[("id", id.into()), ("uid", uid.into())])
+}
+
 struct SummaryJs {
     id: u32,
     uid: Option<String>,
@@ -778,11 +794,6 @@ struct SummaryJs {
     message_id: Option<String>,
     /// Why this entry is incomplete (the server refused one of its commands).
     error: Option<String>,
-}
-
-fn to_js<T: Serialize>(v: &T) -> Result<JsValue, Failure> {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| Failure::new("PROTOCOL_ERROR", format!("could not convert a result: {e}")))
 }
 
 fn msg_arg(v: &JsValue, what: &str) -> Result<u32, Failure> {
@@ -799,11 +810,20 @@ fn ids_arg(v: &JsValue, what: &str) -> Result<Vec<u32>, Failure> {
     Array::from(v).iter().map(|id| msg_arg(&id, what)).collect()
 }
 
+type CallFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, Failure>>>>;
+
+/// One instance of the promise glue for every call: each call's future is
+/// boxed, which keeps the module small (a generic here costs kilobytes per
+/// method).
+fn promise_boxed(f: CallFuture) -> Promise {
+    future_to_promise(async move { f.await.map_err(JsValue::from) })
+}
+
 fn promise<F>(f: F) -> Promise
 where
     F: std::future::Future<Output = Result<JsValue, Failure>> + 'static,
 {
-    future_to_promise(async move { f.await.map_err(JsValue::from) })
+    promise_boxed(Box::pin(f))
 }
 
 fn ok_or_server_error(r: Response) -> Result<Response, Failure> {
@@ -845,10 +865,10 @@ async fn connect(opts: ConnectOptions) -> Result<Pop3Client, Failure> {
     let shared: Shared = Rc::new(RefCell::new(Inner {
         session,
         socket: None,
-        waiters: HashMap::new(),
-        started: HashMap::new(),
-        sinks: HashMap::new(),
-        sent_at: HashMap::new(),
+        waiters: IdMap::new(),
+        started: IdMap::new(),
+        sinks: IdMap::new(),
+        sent_at: IdMap::new(),
         on_open: None,
         on_connected: None,
         on_greeting: None,
@@ -997,6 +1017,11 @@ fn client_nonce() -> Result<String, Failure> {
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
+/// Unicode NFKC through the runtime's `String.prototype.normalize`.
+fn js_nfkc(s: &str) -> String {
+    js_sys::JsString::from(s).normalize("NFKC").into()
+}
+
 /// Credentials for a forced or chosen mechanism.
 struct Credentials {
     username: String,
@@ -1070,8 +1095,12 @@ async fn authenticate(
         "PLAIN" => Box::new(Plain::new(user, password()?)),
         "LOGIN" => Box::new(Login::new(user, password()?)),
         "CRAM-MD5" => Box::new(CramMd5::new(user, password()?)),
-        "SCRAM-SHA-1" => Box::new(Scram::new(ScramHash::Sha1, user, password()?, &client_nonce()?)),
-        "SCRAM-SHA-256" => Box::new(Scram::new(ScramHash::Sha256, user, password()?, &client_nonce()?)),
+        "SCRAM-SHA-1" => {
+            Box::new(Scram::new(ScramHash::Sha1, user, password()?, &client_nonce()?).with_nfkc(js_nfkc))
+        }
+        "SCRAM-SHA-256" => {
+            Box::new(Scram::new(ScramHash::Sha256, user, password()?, &client_nonce()?).with_nfkc(js_nfkc))
+        }
         "XOAUTH2" => Box::new(XOAuth2::new(user, token()?)),
         "OAUTHBEARER" => {
             let (host, port) = {
@@ -1247,20 +1276,14 @@ impl Pop3Client {
     /// Spec deviations the client tolerated so far: `[{ id, description }]`.
     #[wasm_bindgen(getter)]
     pub fn deviations(&self) -> JsValue {
-        #[derive(Serialize)]
-        struct D {
-            id: &'static str,
-            description: &'static str,
-        }
-        let list: Vec<D> = self
-            .shared
-            .borrow()
+        let inner = self.shared.borrow();
+        let list: Array = inner
             .session
             .deviations()
             .iter()
-            .map(|d| D { id: d.id(), description: d.description() })
+            .map(|d| object(&[("id", d.id().into()), ("description", d.description().into())]))
             .collect();
-        to_js(&list).unwrap_or(JsValue::NULL)
+        list.into()
     }
 
     /// Asks CAPA and returns the parsed capabilities.
@@ -1268,7 +1291,7 @@ impl Pop3Client {
         self.call(&opts, |s, ctx| async move {
             let r = ok_or_server_error(command(&s, Command::Capa, &ctx).await?)?;
             let caps = Capabilities::parse(r.body.as_deref().unwrap_or_default());
-            to_js(&CapaJs::from(&caps))
+            Ok(capa_js(&caps))
         })
     }
 
@@ -1352,7 +1375,7 @@ impl Pop3Client {
         self.call(&opts, |s, ctx| async move {
             let r = ok_or_server_error(command(&s, Command::Stat, &ctx).await?)?;
             let (count, size) = parse_stat(&r.text)?;
-            to_js(&StatJs { count, size })
+            Ok(object(&[("count", (count as f64).into()), ("size", (size as f64).into())]))
         })
     }
 
@@ -1366,11 +1389,11 @@ impl Pop3Client {
             match msg {
                 Some(_) => {
                     let (id, size) = parse_list_entry(&r.text)?;
-                    to_js(&ListJs { id, size })
+                    Ok(id_size(id, size))
                 }
                 None => {
                     let list = parse_list(r.body.as_deref().unwrap_or_default())?;
-                    to_js(&list.into_iter().map(|(id, size)| ListJs { id, size }).collect::<Vec<_>>())
+                    Ok(list.into_iter().map(|(id, size)| id_size(id, size)).collect::<Array>().into())
                 }
             }
         })
@@ -1386,11 +1409,11 @@ impl Pop3Client {
             match msg {
                 Some(_) => {
                     let (id, uid) = parse_uidl_entry(&r.text)?;
-                    to_js(&UidlJs { id, uid })
+                    Ok(id_uid(id, &uid))
                 }
                 None => {
                     let list = parse_uidl(r.body.as_deref().unwrap_or_default())?;
-                    to_js(&list.into_iter().map(|(id, uid)| UidlJs { id, uid }).collect::<Vec<_>>())
+                    Ok(list.into_iter().map(|(id, uid)| id_uid(id, &uid)).collect::<Array>().into())
                 }
             }
         })
@@ -1466,13 +1489,16 @@ impl Pop3Client {
                     dispatch(&s);
                     let list = ok_or_server_error(wait(&s, list, "LIST", &ctx).await?)?;
                     let uidl = wait(&s, uidl, "UIDL", &ctx).await?;
-                    let uids: HashMap<u32, String> = match uidl.is_ok() {
-                        true => parse_uidl(uidl.body.as_deref().unwrap_or_default())?.into_iter().collect(),
-                        false => HashMap::new(),
+                    let mut uids = match uidl.is_ok() {
+                        true => parse_uidl(uidl.body.as_deref().unwrap_or_default())?,
+                        false => Vec::new(),
                     };
+                    uids.sort_unstable_by_key(|(id, _)| *id);
+                    let uid_of =
+                        |id: u32| uids.binary_search_by_key(&id, |(k, _)| *k).ok().map(|i| uids[i].1.clone());
                     for (id, size) in parse_list(list.body.as_deref().unwrap_or_default())? {
                         tops.push(enqueue(&s, Command::Top { msg: id, lines: 0 })?);
-                        entries.push(SummaryJs::new(id, Some(size), uids.get(&id).cloned()));
+                        entries.push(SummaryJs::new(id, Some(size), uid_of(id)));
                     }
                     dispatch(&s);
                     fill_summaries(&s, &ctx, &mut entries, tops, on_progress).await?;
@@ -1501,7 +1527,7 @@ impl Pop3Client {
                     fill_summaries(&s, &ctx, &mut entries, tops, on_progress).await?;
                 }
             }
-            to_js(&entries)
+            Ok(entries.iter().map(SummaryJs::to_js).collect::<Array>().into())
         })
     }
 
@@ -1640,6 +1666,20 @@ fn lines_arg(lines: &JsValue) -> Result<u32, Failure> {
 }
 
 impl SummaryJs {
+    fn to_js(&self) -> JsValue {
+        object(&[
+            ("id", self.id.into()),
+            ("uid", opt_str(&self.uid)),
+            ("size", self.size.map_or(JsValue::NULL, |s| (s as f64).into())),
+            ("from", opt_str(&self.from)),
+            ("to", opt_str(&self.to)),
+            ("subject", opt_str(&self.subject)),
+            ("date", opt_str(&self.date)),
+            ("messageId", opt_str(&self.message_id)),
+            ("error", opt_str(&self.error)),
+        ])
+    }
+
     fn new(id: u32, size: Option<u64>, uid: Option<String>) -> Self {
         SummaryJs {
             id,
