@@ -1,0 +1,200 @@
+// The playground: a telnet-like console over pop3-wasm. What is shown is
+// the client's transcript (C:/S:, secrets redacted), so it is exactly
+// what went over the wire.
+import { Pop3Client } from '../pop3-wasm/js/browser.js';
+import { $, el, loadDemo, fillForm, showDemoBanner, connectOptions, explain, errorBox } from './common.js';
+
+/** The seed page's one-line explanations (and RFC 1939/2449/5034 for the rest). */
+const COMMANDS = [
+  ['USER', 'USER name', 'First half of the user login credentials. Supply the username of the mailbox.'],
+  ['PASS', 'PASS password', 'Second half of the user login credentials. Supply the mailbox account password (sent in clear text: use TLS).'],
+  ['STLS', 'STLS', 'Requests that the server start TLS, communication channel encryption.'],
+  ['CAPA', 'CAPA', 'Lists what the server supports (RFC 2449): TOP, UIDL, SASL mechanisms, STLS, PIPELINING…'],
+  ['APOP', 'APOP name', 'Logs in with an MD5 digest of the greeting’s timestamp and the password, so the password is not sent.'],
+  ['AUTH', 'AUTH SCRAM-SHA-256', 'Logs in with a SASL mechanism (RFC 5034); plain AUTH lists the mechanisms.'],
+  ['STAT', 'STAT', 'The number of messages in the mailbox and their total size in bytes.'],
+  ['LIST', 'LIST', 'Lists all the message numbers and their size (headers and content) in bytes; LIST n only that message.'],
+  ['UIDL', 'UIDL', 'Similar to LIST and reports a unique identifier for a message.'],
+  ['TOP', 'TOP 1 0', 'Display the top N given lines of a given message number. Handy to review just message headers.'],
+  ['RETR', 'RETR 1', 'Retrieve a complete message (headers and content).'],
+  ['DELE', 'DELE 1', 'Marks a given message for deletion.'],
+  ['RSET', 'RSET', 'Unmarks all messages marked for deletion.'],
+  ['NOOP', 'NOOP', 'Does nothing; the server answers +OK. Keeps an idle session alive.'],
+  ['QUIT', 'QUIT', 'End the POP connection, deleting marked messages.'],
+];
+
+let client = null;
+let busy = false;
+const lines = [];          // the transcript as text, for copying
+const history = [];
+let historyAt = 0;
+let ctx = {};
+
+const demo = await loadDemo();
+fillForm(demo);
+showDemoBanner(demo);
+
+function show(cls, text) {
+  lines.push(text);
+  const con = $('console');
+  const stick = con.scrollTop + con.clientHeight >= con.scrollHeight - 30;
+  con.append(el('div', { class: cls, text }));
+  if (stick) con.scrollTop = con.scrollHeight;
+}
+
+function onTranscript({ dir, line }) {
+  const err = dir === 'S' && line.startsWith('-ERR');
+  show(dir === 'C' ? 'c' : err ? 's err' : 's', `${dir}: ${line}`);
+}
+
+function note(text) {
+  show('note', `-- ${text}`);
+}
+
+function setConnected(on) {
+  for (const e of $('connect').elements) e.disabled = on;
+  $('disconnect-btn').disabled = !on;
+  $('line').disabled = !on;
+  $('send').disabled = !on;
+  for (const b of document.querySelectorAll('#commands button')) b.disabled = !on;
+  $('line').placeholder = on ? 'Type a command, e.g. CAPA, then Enter' : 'Connect first, then type a command, e.g. CAPA';
+}
+
+function explainNote(e) {
+  const info = explain(e, ctx);
+  note(`${info.title}: ${info.text}${info.detail ? ` (${info.detail})` : ''}`);
+}
+
+$('connect').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  if (client) return;
+  $('error').replaceChildren();
+  const opts = connectOptions({ onTranscript });
+  ctx = { host: opts.host, port: opts.port, bridge: opts.bridge };
+  note(`connecting to ${opts.host}:${opts.port} (${opts.tls === 'implicit' ? 'implicit TLS' : 'plain text'}) through ${opts.bridge}`);
+  $('connect-btn').disabled = true;
+  try {
+    client = await Pop3Client.connect(opts);
+    if (client.tls) note(`TLS: ${client.tls.protocol}, ${client.tls.cipher}, certificate ${client.tls.certificate.subject}`);
+    setConnected(true);
+    $('line').focus();
+  } catch (e) {
+    client = null;
+    $('error').replaceChildren(errorBox(explain(e, ctx)));
+    explainNote(e);
+    setConnected(false);
+  }
+});
+
+$('disconnect-btn').addEventListener('click', () => {
+  client?.close();
+  client = null;
+  note('connection dropped without QUIT: nothing marked for deletion was deleted');
+  setConnected(false);
+  $('connect-btn').focus();
+});
+
+/** Runs one typed line. APOP and AUTH <mechanism> go through the typed calls. */
+async function run(line) {
+  const c = client;
+  const [verb, ...args] = line.trim().split(/\s+/);
+  const upper = (verb ?? '').toUpperCase();
+  const user = $('user').value;
+  const password = $('password').value;
+  if (upper === 'APOP' && args.length <= 1) {
+    await c.apop(args[0] || user, password);
+  } else if (upper === 'AUTH' && args.length >= 1) {
+    await c.auth(args[0].toUpperCase(), { username: args[1] || user, password });
+  } else {
+    await c.raw(line);
+  }
+  if (upper === 'QUIT' || c.state === 'CLOSED') {
+    note('connection closed');
+    client = null;
+    setConnected(false);
+  }
+  if (upper === 'STLS' && c.tls) note(`TLS: ${c.tls.protocol}, ${c.tls.cipher}, certificate ${c.tls.certificate.subject}`);
+}
+
+$('cmd').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const line = $('line').value;
+  if (!client || busy || !line.trim()) return;
+  busy = true;
+  history.push(line);
+  historyAt = history.length;
+  $('line').value = '';
+  $('line').classList.remove('masked');
+  try {
+    await run(line);
+  } catch (e) {
+    explainNote(e);
+    if (client && client.state === 'CLOSED') {
+      client = null;
+      setConnected(false);
+      note('connection closed');
+    }
+  } finally {
+    busy = false;
+    if (client) $('line').focus();
+  }
+});
+
+$('line').addEventListener('input', () => {
+  $('line').classList.toggle('masked', /^pass /i.test($('line').value));
+});
+
+$('line').addEventListener('keydown', (e) => {
+  if (e.key !== 'ArrowUp' && e.key !== 'ArrowDown') return;
+  e.preventDefault();
+  historyAt = Math.max(0, Math.min(history.length, historyAt + (e.key === 'ArrowUp' ? -1 : 1)));
+  $('line').value = history[historyAt] ?? '';
+  $('line').classList.toggle('masked', /^pass /i.test($('line').value));
+});
+
+function template(name, example) {
+  const user = $('user').value || 'name';
+  switch (name) {
+    case 'USER': return `USER ${user}`;
+    case 'PASS': return `PASS ${$('password').value}`;
+    case 'APOP': return `APOP ${user}`;
+    default: return example;
+  }
+}
+
+for (const [name, example, help] of COMMANDS) {
+  const id = `help-${name}`;
+  const b = el('button', { type: 'button', 'aria-describedby': id, disabled: true, text: name, onclick: () => {
+    const line = $('line');
+    line.value = template(name, example);
+    line.classList.toggle('masked', name === 'PASS');
+    line.focus();
+    // Select the part to edit (a message number), if any.
+    const m = /\s(\d+)(\s\d+)?$/.exec(line.value);
+    if (m) line.setSelectionRange(m.index + 1, m.index + 1 + m[1].length);
+  } });
+  $('commands').append(el('li', {}, b, el('span', { id, text: help })));
+}
+
+$('copy').addEventListener('click', async () => {
+  const text = lines.join('\n') + '\n';
+  try {
+    await navigator.clipboard.writeText(text);
+    $('copy-status').textContent = `Copied ${lines.length} lines.`;
+  } catch {
+    // No clipboard permission: select the text for Ctrl-C instead.
+    const range = document.createRange();
+    range.selectNodeContents($('console'));
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    $('copy-status').textContent = 'Selected: press Ctrl-C (⌘-C) to copy.';
+  }
+});
+
+$('clear').addEventListener('click', () => {
+  lines.length = 0;
+  $('console').replaceChildren();
+  $('copy-status').textContent = '';
+});
+
+addEventListener('pagehide', () => client?.close());
