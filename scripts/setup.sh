@@ -17,7 +17,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 # Debian packages the default run installs (append chromium, nginx, websockify… as tests need them).
-DEFAULT_APT_PACKAGES=(dovecot-pop3d chromium nginx)
+DEFAULT_APT_PACKAGES=(dovecot-pop3d chromium nginx tmux)
 
 # Package -> a file it installs; the package counts as present when the file exists.
 declare -A APT_BINARIES=(
@@ -27,6 +27,7 @@ declare -A APT_BINARIES=(
   [nginx]=/usr/sbin/nginx
   [websockify]=/usr/bin/websockify
   [openssl]=/usr/bin/openssl
+  [tmux]=/usr/bin/tmux
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }

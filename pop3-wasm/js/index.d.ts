@@ -46,8 +46,11 @@ export interface CallOptions {
 }
 
 export interface ConnectOptions {
-  /** The ws-bridge URL, e.g. `ws://127.0.0.1:8080/pop3`. */
-  bridge: string;
+  /**
+   * The ws-bridge URL, e.g. `ws://127.0.0.1:8080/pop3`. Required in browsers;
+   * in Node, leaving it out connects directly (node:net / node:tls).
+   */
+  bridge?: string;
   host: string;
   /** Default: 995 for `implicit`, 110 otherwise. */
   port?: number;
@@ -72,6 +75,11 @@ export interface ConnectOptions {
   onTranscript?: (line: TranscriptLine) => void;
   /** Allow readable credentials (USER/PASS, PLAIN) without TLS to the server. */
   allowInsecureAuth?: boolean;
+  /**
+   * Node, direct mode only (no `bridge`): CA certificates (PEM) trusted for
+   * the server's certificate besides Node's built-in roots.
+   */
+  ca?: string | Uint8Array | Array<string | Uint8Array>;
 }
 
 export interface TlsInfo {

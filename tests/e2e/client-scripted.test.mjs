@@ -1,7 +1,7 @@
 // The client against scripted servers, for what Dovecot will not do:
 // OAuth mechanisms, servers without PIPELINING, bare continuations, a
 // SCRAM server that cannot prove itself, silence, a 50 MB body.
-import { test, after } from 'node:test';
+import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import v8 from 'node:v8';
@@ -21,13 +21,17 @@ after(async () => {
 const b64 = (s) => Buffer.from(s, 'latin1').toString('base64');
 const unb64 = (s) => Buffer.from(s, 'base64').toString('latin1');
 
-/** A scripted server and a bridge allowing it; returns connect(). */
-async function scripted(script) {
+/**
+ * A scripted server and, `via` the bridge, a bridge allowing it (direct:
+ * none); returns connect().
+ */
+async function scriptedVia(via, script) {
   const srv = await startScripted(script);
-  const bridge = await startBridge({ allow: [`127.0.0.1:${srv.port}`] });
-  cleanups.push(() => bridge.stop(), () => srv.stop());
+  const bridge = via === 'bridge' ? await startBridge({ allow: [`127.0.0.1:${srv.port}`] }) : null;
+  cleanups.push(() => bridge?.stop(), () => srv.stop());
+  const route = bridge ? { bridge: bridge.url } : {};
   const connect = (extra = {}) =>
-    Pop3Client.connect({ bridge: bridge.url, host: '127.0.0.1', port: srv.port, tls: 'none', allowInsecureAuth: true, timeoutMs: 5000, ...extra });
+    Pop3Client.connect({ ...route, host: '127.0.0.1', port: srv.port, tls: 'none', allowInsecureAuth: true, timeoutMs: 5000, ...extra });
   return { srv, bridge, connect };
 }
 
@@ -44,393 +48,400 @@ async function recapa(c, caps = ['USER']) {
   await c.send(`+OK\r\n${caps.map((x) => `${x}\r\n`).join('')}.\r\n`);
 }
 
-test('XOAUTH2: two-step by default, byte-exact, success', async () => {
-  const token = 'ya29.' + 'x'.repeat(4096);
-  const { srv, connect } = await scripted(async (c) => {
-    await preamble(c, { capa: ['SASL XOAUTH2'] });
-    assert.equal(await c.line(), 'AUTH XOAUTH2');
-    await c.send('+ \r\n');
-    assert.equal(await c.line(), b64(`user=me@example.com\x01auth=Bearer ${token}\x01\x01`));
-    await c.send('+OK Welcome\r\n');
-    await recapa(c);
-    assert.equal(await c.line(), 'STAT');
-    await c.send('+OK 0 0\r\n');
-  });
-  const c = await connect();
-  assert.equal(await c.auth('XOAUTH2', { username: 'me@example.com', token }), 'XOAUTH2');
-  assert.deepEqual(await c.stat(), { count: 0, size: 0 });
-  c.close();
-  assert.deepEqual(srv.errors, []);
-});
+/** Every scenario through the bridge, then direct. */
+function suite(via) {
+  const scripted = (script) => scriptedVia(via, script);
 
-test('XOAUTH2: the error JSON is answered with an empty line and reported', async () => {
-  const json = '{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}';
-  const { srv, connect } = await scripted(async (c) => {
-    await preamble(c, { capa: ['SASL XOAUTH2'] });
-    assert.equal(await c.line(), 'AUTH XOAUTH2');
-    await c.send('+ \r\n');
-    await c.line();
-    await c.send(`+ ${b64(json)}\r\n`);
-    assert.equal(await c.line(), '');
-    await c.send('-ERR [AUTH] Invalid credentials\r\n');
+  test('XOAUTH2: two-step by default, byte-exact, success', async () => {
+    const token = 'ya29.' + 'x'.repeat(4096);
+    const { srv, connect } = await scripted(async (c) => {
+      await preamble(c, { capa: ['SASL XOAUTH2'] });
+      assert.equal(await c.line(), 'AUTH XOAUTH2');
+      await c.send('+ \r\n');
+      assert.equal(await c.line(), b64(`user=me@example.com\x01auth=Bearer ${token}\x01\x01`));
+      await c.send('+OK Welcome\r\n');
+      await recapa(c);
+      assert.equal(await c.line(), 'STAT');
+      await c.send('+OK 0 0\r\n');
+    });
+    const c = await connect();
+    assert.equal(await c.auth('XOAUTH2', { username: 'me@example.com', token }), 'XOAUTH2');
+    assert.deepEqual(await c.stat(), { count: 0, size: 0 });
+    c.close();
+    assert.deepEqual(srv.errors, []);
   });
-  const c = await connect();
-  const e = await rejectsWith(c.auth('XOAUTH2', { username: 'me', token: 'expired' }), 'AUTH_FAILED');
-  assert.equal(e.respCode, 'AUTH');
-  assert.ok(e.message.includes('"status":"401"'), e.message);
-  assert.ok(!e.message.includes('expired'), 'the token never shows');
-  c.close();
-  assert.deepEqual(srv.errors, []);
-});
 
-test('OAUTHBEARER: success inline, failure with the \\x01 reply', async () => {
-  let round = 0;
-  const { srv, connect, bridge } = await scripted(async (c) => {
-    round++;
-    await preamble(c, { capa: ['SASL OAUTHBEARER'] });
-    const line = await c.line();
-    if (round === 1) {
-      const ir = `n,a=me,\x01host=127.0.0.1\x01port=${srv.port}\x01auth=Bearer short\x01\x01`;
-      assert.equal(line, `AUTH OAUTHBEARER ${b64(ir)}`);
+  test('XOAUTH2: the error JSON is answered with an empty line and reported', async () => {
+    const json = '{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}';
+    const { srv, connect } = await scripted(async (c) => {
+      await preamble(c, { capa: ['SASL XOAUTH2'] });
+      assert.equal(await c.line(), 'AUTH XOAUTH2');
+      await c.send('+ \r\n');
+      await c.line();
+      await c.send(`+ ${b64(json)}\r\n`);
+      assert.equal(await c.line(), '');
+      await c.send('-ERR [AUTH] Invalid credentials\r\n');
+    });
+    const c = await connect();
+    const e = await rejectsWith(c.auth('XOAUTH2', { username: 'me', token: 'expired' }), 'AUTH_FAILED');
+    assert.equal(e.respCode, 'AUTH');
+    assert.ok(e.message.includes('"status":"401"'), e.message);
+    assert.ok(!e.message.includes('expired'), 'the token never shows');
+    c.close();
+    assert.deepEqual(srv.errors, []);
+  });
+
+  test('OAUTHBEARER: success inline, failure with the \\x01 reply', async () => {
+    let round = 0;
+    const { srv, connect, bridge } = await scripted(async (c) => {
+      round++;
+      await preamble(c, { capa: ['SASL OAUTHBEARER'] });
+      const line = await c.line();
+      if (round === 1) {
+        const ir = `n,a=me,\x01host=127.0.0.1\x01port=${srv.port}\x01auth=Bearer short\x01\x01`;
+        assert.equal(line, `AUTH OAUTHBEARER ${b64(ir)}`);
+        await c.send('+OK\r\n');
+        await recapa(c);
+      } else {
+        assert.equal(line, 'AUTH OAUTHBEARER', '4 KiB token: the initial response waits for the challenge');
+        await c.send('+\r\n'); // bare "+"
+        assert.ok(unb64(await c.line()).includes('auth=Bearer ' + 't'.repeat(4096)));
+        await c.send(`+ ${b64('{"status":"invalid_token"}')}\r\n`);
+        assert.equal(await c.line(), 'AQ==');
+        await c.send('-ERR Authentication failed\r\n');
+      }
+    });
+    void bridge;
+    const c1 = await connect();
+    assert.equal(await c1.auth('OAUTHBEARER', { username: 'me', token: 'short' }), 'OAUTHBEARER');
+    c1.close();
+    const c2 = await connect();
+    const e = await rejectsWith(c2.auth('OAUTHBEARER', { username: 'me', token: 't'.repeat(4096) }), 'AUTH_FAILED');
+    assert.match(e.message, /invalid_token/);
+    assert.deepEqual(c2.deviations.map((d) => d.id), ['bare-continuation']);
+    c2.close();
+    assert.deepEqual(srv.errors, []);
+  });
+
+  /** Serves STAT/NOOP/LIST n and records whether the next command was already waiting when each was answered. */
+  async function serveCommands(c, seenEarly, n) {
+    for (let i = 0; i < n; i++) {
+      const l = await c.line();
+      await new Promise((r) => setTimeout(r, 30));
+      seenEarly.push(c.socket.readableLength > 0 || c.socket.bytesRead > 0 ? c.socket.bytesRead : 0);
+      if (l === 'NOOP') await c.send('+OK\r\n');
+      else await c.send(`+OK ${i} 100\r\n`);
+    }
+  }
+
+  for (const pipelining of [false, true]) {
+    test(`${pipelining ? 'with' : 'without'} PIPELINING: ${pipelining ? 'commands go out together' : 'lockstep'}`, async () => {
+      const order = [];
+      const { srv, connect } = await scripted(async (c) => {
+        await preamble(c, { capa: pipelining ? ['USER', 'PIPELINING'] : ['USER'] });
+        assert.equal(await c.line(), 'USER u');
+        await c.send('+OK\r\n');
+        assert.equal(await c.line(), 'PASS p');
+        await c.send('+OK\r\n');
+        await recapa(c, pipelining ? ['USER', 'PIPELINING'] : ['USER']);
+        // Read the first command, wait, then see how many others had arrived.
+        for (let i = 0; i < 5; i++) {
+          const l = await c.line();
+          order.push(`got ${l}`);
+          await new Promise((r) => setTimeout(r, 40));
+          order.push(`answer ${l}`);
+          await c.send('+OK\r\n');
+        }
+      });
+      const c = await connect();
+      await c.auth('USER', { username: 'u', password: 'p' });
+      assert.equal(c.pipelining, pipelining);
+      await Promise.all([c.noop(), c.noop(), c.noop(), c.noop(), c.noop()]);
+      c.close();
+      assert.deepEqual(srv.errors, []);
+      const firstAnswer = order.indexOf('answer NOOP');
+      const gotBefore = order.slice(0, firstAnswer).filter((x) => x.startsWith('got')).length;
+      // The script reads lines one by one, so count what had been *sent*: in
+      // lockstep the 2nd NOOP cannot arrive before the 1st answer.
+      const sentBefore = srv.received.filter((l) => l === 'NOOP').length;
+      assert.equal(sentBefore, 5);
+      if (!pipelining) assert.deepEqual(order.slice(0, 4), ['got NOOP', 'answer NOOP', 'got NOOP', 'answer NOOP']);
+      assert.equal(gotBefore, 1);
+    });
+  }
+
+  test('pipelined NOOPs all reach the server before the first reply', async () => {
+    let arrivedBeforeFirstReply = 0;
+    const { srv, connect } = await scripted(async (c) => {
+      await preamble(c, { capa: ['USER', 'PIPELINING'] });
+      await c.line();
+      await c.send('+OK\r\n');
+      await c.line();
+      await c.send('+OK\r\n');
+      await recapa(c, ['USER', 'PIPELINING']);
+      await c.line();
+      await new Promise((r) => setTimeout(r, 100));
+      arrivedBeforeFirstReply = c.socket.bytesRead;
+      const before = c.socket.bytesRead;
+      void before;
+      await c.send('+OK\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n');
+      for (let i = 0; i < 4; i++) await c.line();
+    });
+    const c = await connect();
+    await c.auth('USER', { username: 'u', password: 'p' });
+    const sentSoFar = () => srv.received.length;
+    const base = sentSoFar();
+    await Promise.all([c.noop(), c.noop(), c.noop(), c.noop(), c.noop()]);
+    assert.equal(srv.received.length - base, 5);
+    // bytesRead counts every byte the server got by then: USER/PASS/CAPA lines plus all five NOOPs.
+    const expected = ['CAPA', 'USER u', 'PASS p', 'CAPA', 'NOOP', 'NOOP', 'NOOP', 'NOOP', 'NOOP'].reduce((a, l) => a + l.length + 2, 0);
+    assert.equal(arrivedBeforeFirstReply, expected);
+    c.close();
+    assert.deepEqual(srv.errors, []);
+  });
+
+  test('AUTH PLAIN too long for one line answers a bare "+" continuation', async () => {
+    const password = 'p'.repeat(300);
+    const { srv, connect } = await scripted(async (c) => {
+      await preamble(c, { capa: ['SASL PLAIN'] });
+      assert.equal(await c.line(), 'AUTH PLAIN');
+      await c.send('+\r\n');
+      assert.equal(await c.line(), b64(`\0u\0${password}`));
       await c.send('+OK\r\n');
       await recapa(c);
-    } else {
-      assert.equal(line, 'AUTH OAUTHBEARER', '4 KiB token: the initial response waits for the challenge');
-      await c.send('+\r\n'); // bare "+"
-      assert.ok(unb64(await c.line()).includes('auth=Bearer ' + 't'.repeat(4096)));
-      await c.send(`+ ${b64('{"status":"invalid_token"}')}\r\n`);
-      assert.equal(await c.line(), 'AQ==');
-      await c.send('-ERR Authentication failed\r\n');
-    }
+    });
+    const c = await connect();
+    assert.equal(await c.auth('PLAIN', { username: 'u', password }), 'PLAIN');
+    assert.deepEqual(c.deviations, [{ id: 'bare-continuation', description: "SASL continuation '+' without a space" }]);
+    c.close();
+    assert.deepEqual(srv.errors, []);
   });
-  void bridge;
-  const c1 = await connect();
-  assert.equal(await c1.auth('OAUTHBEARER', { username: 'me', token: 'short' }), 'OAUTHBEARER');
-  c1.close();
-  const c2 = await connect();
-  const e = await rejectsWith(c2.auth('OAUTHBEARER', { username: 'me', token: 't'.repeat(4096) }), 'AUTH_FAILED');
-  assert.match(e.message, /invalid_token/);
-  assert.deepEqual(c2.deviations.map((d) => d.id), ['bare-continuation']);
-  c2.close();
-  assert.deepEqual(srv.errors, []);
-});
 
-/** Serves STAT/NOOP/LIST n and records whether the next command was already waiting when each was answered. */
-async function serveCommands(c, seenEarly, n) {
-  for (let i = 0; i < n; i++) {
-    const l = await c.line();
-    await new Promise((r) => setTimeout(r, 30));
-    seenEarly.push(c.socket.readableLength > 0 || c.socket.bytesRead > 0 ? c.socket.bytesRead : 0);
-    if (l === 'NOOP') await c.send('+OK\r\n');
-    else await c.send(`+OK ${i} 100\r\n`);
+  /** A SCRAM-SHA-256 server that knows the password but signs wrong (or not at all). */
+  function scramServer(mode) {
+    return async (c) => {
+      await preamble(c, { capa: ['SASL SCRAM-SHA-256'] });
+      const [cmd, mech, ir] = (await c.line()).split(' ');
+      assert.equal(`${cmd} ${mech}`, 'AUTH SCRAM-SHA-256');
+      const clientFirst = unb64(ir);
+      assert.match(clientFirst, /^n,,n=u,r=[A-Za-z0-9+/=]+$/);
+      const bare = clientFirst.slice(3);
+      const nonce = bare.split('r=')[1] + 'SERVER';
+      const salt = Buffer.from('salty-salt');
+      const serverFirst = `r=${nonce},s=${salt.toString('base64')},i=4096`;
+      await c.send(`+ ${b64(serverFirst)}\r\n`);
+      const clientFinal = unb64(await c.line());
+      const withoutProof = clientFinal.replace(/,p=.*$/, '');
+      assert.equal(withoutProof, `c=biws,r=${nonce}`);
+      const salted = pbkdf2Sync('pencil', salt, 4096, 32, 'sha256');
+      const authMessage = `${bare},${serverFirst},${withoutProof}`;
+      const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+      const stored = createHash('sha256').update(clientKey).digest();
+      const sig = createHmac('sha256', stored).update(authMessage).digest();
+      const proof = Buffer.from(clientFinal.split(',p=')[1], 'base64');
+      assert.ok(Buffer.from(proof.map((b, i) => b ^ sig[i])).equals(clientKey), 'the client proof verifies');
+      if (mode === 'wrong-signature') {
+        await c.send(`+ ${b64('v=' + Buffer.alloc(32, 7).toString('base64'))}\r\n`);
+        assert.equal(await c.line(), '*');
+        await c.send('-ERR [AUTH] cancelled\r\n');
+      } else {
+        await c.send('+OK no proof needed\r\n');
+      }
+      assert.equal(await c.line(), null, 'the client hangs up without QUIT');
+    };
   }
-}
 
-for (const pipelining of [false, true]) {
-  test(`${pipelining ? 'with' : 'without'} PIPELINING: ${pipelining ? 'commands go out together' : 'lockstep'}`, async () => {
-    const order = [];
+  for (const mode of ['wrong-signature', 'ok-without-signature']) {
+    test(`SCRAM: a server that cannot prove it knows the password (${mode}) is AUTH_FAILED`, async () => {
+      const { srv, connect } = await scripted(scramServer(mode));
+      const c = await connect();
+      const e = await rejectsWith(c.auth('SCRAM-SHA-256', { username: 'u', password: 'pencil' }), 'AUTH_FAILED');
+      assert.match(e.message, /signature|proving/);
+      // The session is not trusted after that: it is closed.
+      if (mode === 'ok-without-signature') await rejectsWith(c.stat(), 'AUTH_FAILED');
+      c.close();
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(srv.errors, []);
+      assert.ok(!srv.received.includes('QUIT'));
+    });
+  }
+
+  test('a server that never answers: TIMEOUT within the deadline, no QUIT', async () => {
     const { srv, connect } = await scripted(async (c) => {
-      await preamble(c, { capa: pipelining ? ['USER', 'PIPELINING'] : ['USER'] });
+      await preamble(c, { capa: ['USER'] });
+      await c.line(); // USER: never answered
+      await c.line();
+    });
+    const c = await connect({ timeouts: { command: 300 } });
+    const t0 = Date.now();
+    await rejectsWith(c.auth('USER', { username: 'u', password: 'p' }), 'TIMEOUT');
+    assert.ok(Date.now() - t0 < 3000);
+    await rejectsWith(c.noop(), 'TIMEOUT');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(srv.received, ['CAPA', 'USER u']);
+  });
+
+  test('a server that never greets: TIMEOUT on the greeting deadline', async () => {
+    const { connect } = await scripted(async (c) => {
+      await c.line();
+    });
+    const e = await rejectsWith(connect({ timeouts: { greeting: 300 } }), 'TIMEOUT');
+    assert.match(e.message, /greeting/);
+  });
+
+  test('AbortSignal: an aborted call rejects with the reason and drops the session without QUIT', async () => {
+    const { srv, connect } = await scripted(async (c) => {
+      await preamble(c, { capa: ['USER'] });
       assert.equal(await c.line(), 'USER u');
       await c.send('+OK\r\n');
       assert.equal(await c.line(), 'PASS p');
       await c.send('+OK\r\n');
-      await recapa(c, pipelining ? ['USER', 'PIPELINING'] : ['USER']);
-      // Read the first command, wait, then see how many others had arrived.
-      for (let i = 0; i < 5; i++) {
-        const l = await c.line();
-        order.push(`got ${l}`);
-        await new Promise((r) => setTimeout(r, 40));
-        order.push(`answer ${l}`);
-        await c.send('+OK\r\n');
-      }
+      await recapa(c);
+      assert.equal(await c.line(), 'DELE 1');
+      await c.send('+OK marked\r\n');
+      assert.equal(await c.line(), 'RETR 1'); // never answered
+      assert.equal(await c.line(), null);
     });
     const c = await connect();
     await c.auth('USER', { username: 'u', password: 'p' });
-    assert.equal(c.pipelining, pipelining);
-    await Promise.all([c.noop(), c.noop(), c.noop(), c.noop(), c.noop()]);
-    c.close();
-    assert.deepEqual(srv.errors, []);
-    const firstAnswer = order.indexOf('answer NOOP');
-    const gotBefore = order.slice(0, firstAnswer).filter((x) => x.startsWith('got')).length;
-    // The script reads lines one by one, so count what had been *sent*: in
-    // lockstep the 2nd NOOP cannot arrive before the 1st answer.
-    const sentBefore = srv.received.filter((l) => l === 'NOOP').length;
-    assert.equal(sentBefore, 5);
-    if (!pipelining) assert.deepEqual(order.slice(0, 4), ['got NOOP', 'answer NOOP', 'got NOOP', 'answer NOOP']);
-    assert.equal(gotBefore, 1);
-  });
-}
-
-test('pipelined NOOPs all reach the server before the first reply', async () => {
-  let arrivedBeforeFirstReply = 0;
-  const { srv, connect } = await scripted(async (c) => {
-    await preamble(c, { capa: ['USER', 'PIPELINING'] });
-    await c.line();
-    await c.send('+OK\r\n');
-    await c.line();
-    await c.send('+OK\r\n');
-    await recapa(c, ['USER', 'PIPELINING']);
-    await c.line();
+    await c.dele(1);
+    const ac = new AbortController();
+    const pending = c.retr(1, { signal: ac.signal });
+    setTimeout(() => ac.abort(new Error('user gave up')), 100);
+    const e = await pending.then(() => assert.fail('resolved'), (e) => e);
+    assert.equal(e.message, 'user gave up');
+    await rejectsWith(c.noop(), 'CONNECTION_CLOSED');
     await new Promise((r) => setTimeout(r, 100));
-    arrivedBeforeFirstReply = c.socket.bytesRead;
-    const before = c.socket.bytesRead;
-    void before;
-    await c.send('+OK\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n');
-    for (let i = 0; i < 4; i++) await c.line();
+    assert.ok(!srv.received.includes('QUIT'), 'the DELE was never committed');
+    // An already aborted signal on connect.
+    const e2 = await connect({ signal: AbortSignal.abort(new Error('not today')) }).then(() => assert.fail(), (e) => e);
+    assert.equal(e2.message, 'not today');
   });
-  const c = await connect();
-  await c.auth('USER', { username: 'u', password: 'p' });
-  const sentSoFar = () => srv.received.length;
-  const base = sentSoFar();
-  await Promise.all([c.noop(), c.noop(), c.noop(), c.noop(), c.noop()]);
-  assert.equal(srv.received.length - base, 5);
-  // bytesRead counts every byte the server got by then: USER/PASS/CAPA lines plus all five NOOPs.
-  const expected = ['CAPA', 'USER u', 'PASS p', 'CAPA', 'NOOP', 'NOOP', 'NOOP', 'NOOP', 'NOOP'].reduce((a, l) => a + l.length + 2, 0);
-  assert.equal(arrivedBeforeFirstReply, expected);
-  c.close();
-  assert.deepEqual(srv.errors, []);
-});
 
-test('AUTH PLAIN too long for one line answers a bare "+" continuation', async () => {
-  const password = 'p'.repeat(300);
-  const { srv, connect } = await scripted(async (c) => {
-    await preamble(c, { capa: ['SASL PLAIN'] });
-    assert.equal(await c.line(), 'AUTH PLAIN');
-    await c.send('+\r\n');
-    assert.equal(await c.line(), b64(`\0u\0${password}`));
-    await c.send('+OK\r\n');
-    await recapa(c);
-  });
-  const c = await connect();
-  assert.equal(await c.auth('PLAIN', { username: 'u', password }), 'PLAIN');
-  assert.deepEqual(c.deviations, [{ id: 'bare-continuation', description: "SASL continuation '+' without a space" }]);
-  c.close();
-  assert.deepEqual(srv.errors, []);
-});
-
-/** A SCRAM-SHA-256 server that knows the password but signs wrong (or not at all). */
-function scramServer(mode) {
-  return async (c) => {
-    await preamble(c, { capa: ['SASL SCRAM-SHA-256'] });
-    const [cmd, mech, ir] = (await c.line()).split(' ');
-    assert.equal(`${cmd} ${mech}`, 'AUTH SCRAM-SHA-256');
-    const clientFirst = unb64(ir);
-    assert.match(clientFirst, /^n,,n=u,r=[A-Za-z0-9+/=]+$/);
-    const bare = clientFirst.slice(3);
-    const nonce = bare.split('r=')[1] + 'SERVER';
-    const salt = Buffer.from('salty-salt');
-    const serverFirst = `r=${nonce},s=${salt.toString('base64')},i=4096`;
-    await c.send(`+ ${b64(serverFirst)}\r\n`);
-    const clientFinal = unb64(await c.line());
-    const withoutProof = clientFinal.replace(/,p=.*$/, '');
-    assert.equal(withoutProof, `c=biws,r=${nonce}`);
-    const salted = pbkdf2Sync('pencil', salt, 4096, 32, 'sha256');
-    const authMessage = `${bare},${serverFirst},${withoutProof}`;
-    const clientKey = createHmac('sha256', salted).update('Client Key').digest();
-    const stored = createHash('sha256').update(clientKey).digest();
-    const sig = createHmac('sha256', stored).update(authMessage).digest();
-    const proof = Buffer.from(clientFinal.split(',p=')[1], 'base64');
-    assert.ok(Buffer.from(proof.map((b, i) => b ^ sig[i])).equals(clientKey), 'the client proof verifies');
-    if (mode === 'wrong-signature') {
-      await c.send(`+ ${b64('v=' + Buffer.alloc(32, 7).toString('base64'))}\r\n`);
-      assert.equal(await c.line(), '*');
-      await c.send('-ERR [AUTH] cancelled\r\n');
-    } else {
-      await c.send('+OK no proof needed\r\n');
-    }
-    assert.equal(await c.line(), null, 'the client hangs up without QUIT');
-  };
-}
-
-for (const mode of ['wrong-signature', 'ok-without-signature']) {
-  test(`SCRAM: a server that cannot prove it knows the password (${mode}) is AUTH_FAILED`, async () => {
-    const { srv, connect } = await scripted(scramServer(mode));
-    const c = await connect();
-    const e = await rejectsWith(c.auth('SCRAM-SHA-256', { username: 'u', password: 'pencil' }), 'AUTH_FAILED');
-    assert.match(e.message, /signature|proving/);
-    // The session is not trusted after that: it is closed.
-    if (mode === 'ok-without-signature') await rejectsWith(c.stat(), 'AUTH_FAILED');
-    c.close();
-    await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual(srv.errors, []);
-    assert.ok(!srv.received.includes('QUIT'));
-  });
-}
-
-test('a server that never answers: TIMEOUT within the deadline, no QUIT', async () => {
-  const { srv, connect } = await scripted(async (c) => {
-    await preamble(c, { capa: ['USER'] });
-    await c.line(); // USER: never answered
-    await c.line();
-  });
-  const c = await connect({ timeouts: { command: 300 } });
-  const t0 = Date.now();
-  await rejectsWith(c.auth('USER', { username: 'u', password: 'p' }), 'TIMEOUT');
-  assert.ok(Date.now() - t0 < 3000);
-  await rejectsWith(c.noop(), 'TIMEOUT');
-  await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(srv.received, ['CAPA', 'USER u']);
-});
-
-test('a server that never greets: TIMEOUT on the greeting deadline', async () => {
-  const { connect } = await scripted(async (c) => {
-    await c.line();
-  });
-  const e = await rejectsWith(connect({ timeouts: { greeting: 300 } }), 'TIMEOUT');
-  assert.match(e.message, /greeting/);
-});
-
-test('AbortSignal: an aborted call rejects with the reason and drops the session without QUIT', async () => {
-  const { srv, connect } = await scripted(async (c) => {
-    await preamble(c, { capa: ['USER'] });
-    assert.equal(await c.line(), 'USER u');
-    await c.send('+OK\r\n');
-    assert.equal(await c.line(), 'PASS p');
-    await c.send('+OK\r\n');
-    await recapa(c);
-    assert.equal(await c.line(), 'DELE 1');
-    await c.send('+OK marked\r\n');
-    assert.equal(await c.line(), 'RETR 1'); // never answered
-    assert.equal(await c.line(), null);
-  });
-  const c = await connect();
-  await c.auth('USER', { username: 'u', password: 'p' });
-  await c.dele(1);
-  const ac = new AbortController();
-  const pending = c.retr(1, { signal: ac.signal });
-  setTimeout(() => ac.abort(new Error('user gave up')), 100);
-  const e = await pending.then(() => assert.fail('resolved'), (e) => e);
-  assert.equal(e.message, 'user gave up');
-  await rejectsWith(c.noop(), 'CONNECTION_CLOSED');
-  await new Promise((r) => setTimeout(r, 100));
-  assert.ok(!srv.received.includes('QUIT'), 'the DELE was never committed');
-  // An already aborted signal on connect.
-  const e2 = await connect({ signal: AbortSignal.abort(new Error('not today')) }).then(() => assert.fail(), (e) => e);
-  assert.equal(e2.message, 'not today');
-});
-
-test('keepalive: NOOP after the idle time, only in TRANSACTION', async () => {
-  const { srv, connect } = await scripted(async (c) => {
-    await preamble(c, { capa: ['USER'] });
-    await c.line();
-    await c.send('+OK\r\n');
-    await c.line();
-    await c.send('+OK\r\n');
-    await recapa(c);
-    for (;;) {
-      const l = await c.line();
-      if (l === null) break;
+  test('keepalive: NOOP after the idle time, only in TRANSACTION', async () => {
+    const { srv, connect } = await scripted(async (c) => {
+      await preamble(c, { capa: ['USER'] });
+      await c.line();
       await c.send('+OK\r\n');
-    }
+      await c.line();
+      await c.send('+OK\r\n');
+      await recapa(c);
+      for (;;) {
+        const l = await c.line();
+        if (l === null) break;
+        await c.send('+OK\r\n');
+      }
+    });
+    const c = await connect({ keepaliveMs: 150 });
+    await new Promise((r) => setTimeout(r, 400));
+    assert.ok(!srv.received.includes('NOOP'), 'no NOOP before login');
+    await c.auth('USER', { username: 'u', password: 'p' });
+    await new Promise((r) => setTimeout(r, 700));
+    const noops = srv.received.filter((l) => l === 'NOOP').length;
+    assert.ok(noops >= 2 && noops <= 6, `${noops} NOOPs in 700 ms at 150 ms idle`);
+    c.close();
   });
-  const c = await connect({ keepaliveMs: 150 });
-  await new Promise((r) => setTimeout(r, 400));
-  assert.ok(!srv.received.includes('NOOP'), 'no NOOP before login');
-  await c.auth('USER', { username: 'u', password: 'p' });
-  await new Promise((r) => setTimeout(r, 700));
-  const noops = srv.received.filter((l) => l === 'NOOP').length;
-  assert.ok(noops >= 2 && noops <= 6, `${noops} NOOPs in 700 ms at 150 ms idle`);
-  c.close();
-});
 
-test('the transcript carries each command latency', async () => {
-  const lines = [];
-  const { connect } = await scripted(async (c) => {
-    await preamble(c, { capa: ['USER'] });
-    await c.line();
-    await new Promise((r) => setTimeout(r, 120));
-    await c.send('+OK\r\n');
-    await c.line();
+  test('the transcript carries each command latency', async () => {
+    const lines = [];
+    const { connect } = await scripted(async (c) => {
+      await preamble(c, { capa: ['USER'] });
+      await c.line();
+      await new Promise((r) => setTimeout(r, 120));
+      await c.send('+OK\r\n');
+      await c.line();
+    });
+    const c = await connect({ onTranscript: (l) => lines.push(l) });
+    await c.raw('USER u');
+    const status = lines[lines.findIndex((l) => l.line === 'USER u') + 1];
+    assert.ok(status, JSON.stringify(lines));
+    assert.ok(status.latencyMs >= 100, `latency ${status.latencyMs}`);
+    assert.equal(lines.find((l) => l.line === 'USER u').dir, 'C');
+    c.close();
   });
-  const c = await connect({ onTranscript: (l) => lines.push(l) });
-  await c.raw('USER u');
-  const status = lines[lines.findIndex((l) => l.line === 'USER u') + 1];
-  assert.ok(status, JSON.stringify(lines));
-  assert.ok(status.latencyMs >= 100, `latency ${status.latencyMs}`);
-  assert.equal(lines.find((l) => l.line === 'USER u').dir, 'C');
-  c.close();
-});
 
-test('a 50 MB message streams with bounded memory, byte-exact', async () => {
-  const LINE = Buffer.from('..' + 'x'.repeat(74) + '\r\n'); // stuffed: each line starts with one "."
-  const LINES = Math.ceil((50 * 1024 * 1024) / (LINE.length - 1));
-  let sent = 0;
-  const { srv, connect } = await scripted(async (c) => {
-    await preamble(c, { capa: ['USER', 'PIPELINING'] });
-    await c.line();
-    await c.send('+OK\r\n');
-    await c.line();
-    await c.send('+OK\r\n');
-    await recapa(c);
-    assert.equal(await c.line(), 'RETR 1');
-    await c.send(`+OK ${LINES * (LINE.length - 1)} octets\r\n`);
-    const block = Buffer.concat(Array(1024).fill(LINE));
-    for (let i = 0; i < LINES; i += 1024) {
-      await c.send(i + 1024 <= LINES ? block : Buffer.concat(Array(LINES - i).fill(LINE)));
-      sent += block.length;
+  test('a 50 MB message streams with bounded memory, byte-exact', async () => {
+    const LINE = Buffer.from('..' + 'x'.repeat(74) + '\r\n'); // stuffed: each line starts with one "."
+    const LINES = Math.ceil((50 * 1024 * 1024) / (LINE.length - 1));
+    let sent = 0;
+    const { srv, connect } = await scripted(async (c) => {
+      await preamble(c, { capa: ['USER', 'PIPELINING'] });
+      await c.line();
+      await c.send('+OK\r\n');
+      await c.line();
+      await c.send('+OK\r\n');
+      await recapa(c);
+      assert.equal(await c.line(), 'RETR 1');
+      await c.send(`+OK ${LINES * (LINE.length - 1)} octets\r\n`);
+      const block = Buffer.concat(Array(1024).fill(LINE));
+      for (let i = 0; i < LINES; i += 1024) {
+        await c.send(i + 1024 <= LINES ? block : Buffer.concat(Array(LINES - i).fill(LINE)));
+        sent += block.length;
+      }
+      await c.send('.\r\n');
+      assert.equal(await c.line(), 'NOOP');
+      await c.send('+OK still here\r\n');
+    });
+    const c = await connect();
+    await c.auth('USER', { username: 'u', password: 'p' });
+    gc();
+    const base = process.memoryUsage().arrayBuffers;
+    let peak = 0;
+    let ahead = 0;
+    let largest = 0;
+    let total = 0;
+    const hash = createHash('sha256');
+    let n = 0;
+    for await (const chunk of await c.retrStream(1)) {
+      assert.ok(chunk instanceof Uint8Array);
+      largest = Math.max(largest, chunk.byteLength);
+      total += chunk.byteLength;
+      hash.update(chunk);
+      if (++n % 32 === 0) {
+        if (n % 128 === 0) gc();
+        peak = Math.max(peak, process.memoryUsage().arrayBuffers - base);
+        ahead = Math.max(ahead, sent - total);
+        await new Promise((r) => setTimeout(r, 10)); // a slow consumer: ~50 MB/s
+      }
     }
-    await c.send('.\r\n');
-    assert.equal(await c.line(), 'NOOP');
-    await c.send('+OK still here\r\n');
+    const expected = createHash('sha256');
+    const unstuffed = LINE.subarray(1);
+    for (let i = 0; i < LINES; i++) expected.update(unstuffed);
+    assert.equal(total, LINES * unstuffed.length);
+    assert.equal(hash.digest('hex'), expected.digest('hex'));
+    assert.ok(largest <= 64 * 1024, `largest chunk ${largest}`);
+    console.log(`peak live buffers ${(peak / 1048576).toFixed(1)} MiB; server ahead of the reader by at most ${(ahead / 1048576).toFixed(1)} MiB`);
+    assert.ok(peak < 24 * 1024 * 1024, `peak buffered ${(peak / 1048576).toFixed(1)} MiB for a 50 MB body`);
+    // Backpressure reaches the server: it cannot run far ahead of a slow reader
+    // (what it may have written is bounded by the socket buffers on the way).
+    assert.ok(ahead < 28 * 1024 * 1024, `the server got ${(ahead / 1048576).toFixed(1)} MiB ahead`);
+    assert.equal(await c.noop(), 'still here', 'the session goes on after the stream');
+    c.close();
+    assert.deepEqual(srv.errors, []);
   });
-  const c = await connect();
-  await c.auth('USER', { username: 'u', password: 'p' });
-  gc();
-  const base = process.memoryUsage().arrayBuffers;
-  let peak = 0;
-  let ahead = 0;
-  let largest = 0;
-  let total = 0;
-  const hash = createHash('sha256');
-  let n = 0;
-  for await (const chunk of await c.retrStream(1)) {
-    assert.ok(chunk instanceof Uint8Array);
-    largest = Math.max(largest, chunk.byteLength);
-    total += chunk.byteLength;
-    hash.update(chunk);
-    if (++n % 32 === 0) {
-      if (n % 128 === 0) gc();
-      peak = Math.max(peak, process.memoryUsage().arrayBuffers - base);
-      ahead = Math.max(ahead, sent - total);
-      await new Promise((r) => setTimeout(r, 10)); // a slow consumer: ~50 MB/s
-    }
-  }
-  const expected = createHash('sha256');
-  const unstuffed = LINE.subarray(1);
-  for (let i = 0; i < LINES; i++) expected.update(unstuffed);
-  assert.equal(total, LINES * unstuffed.length);
-  assert.equal(hash.digest('hex'), expected.digest('hex'));
-  assert.ok(largest <= 64 * 1024, `largest chunk ${largest}`);
-  console.log(`peak live buffers ${(peak / 1048576).toFixed(1)} MiB; server ahead of the reader by at most ${(ahead / 1048576).toFixed(1)} MiB`);
-  assert.ok(peak < 24 * 1024 * 1024, `peak buffered ${(peak / 1048576).toFixed(1)} MiB for a 50 MB body`);
-  // Backpressure reaches the server: it cannot run far ahead of a slow reader
-  // (what it may have written is bounded by the socket buffers on the way).
-  assert.ok(ahead < 28 * 1024 * 1024, `the server got ${(ahead / 1048576).toFixed(1)} MiB ahead`);
-  assert.equal(await c.noop(), 'still here', 'the session goes on after the stream');
-  c.close();
-  assert.deepEqual(srv.errors, []);
-});
 
-test('UTF8 (RFC 6856) is sent before non-ASCII credentials; PIPELINING seen only after login', async () => {
-  const { srv, connect } = await scripted(async (c) => {
-    await preamble(c, { capa: ['USER', 'UTF8 USER'] });
-    assert.equal(await c.line(), 'UTF8');
-    await c.send('+OK UTF8 enabled\r\n');
-    assert.equal(Buffer.from(await c.line(), 'latin1').toString('utf8'), 'USER jürgen');
-    await c.send('+OK\r\n');
-    assert.equal(Buffer.from(await c.line(), 'latin1').toString('utf8'), 'PASS pässwörd-Ω9');
-    await c.send('+OK\r\n');
-    await recapa(c, ['USER', 'PIPELINING']); // Gmail-style: PIPELINING only after login
-    assert.equal(await c.line(), 'NOOP');
-    assert.equal(await c.line(), 'NOOP', 'the second NOOP arrives before the first is answered');
-    await c.send('+OK\r\n+OK\r\n');
+  test('UTF8 (RFC 6856) is sent before non-ASCII credentials; PIPELINING seen only after login', async () => {
+    const { srv, connect } = await scripted(async (c) => {
+      await preamble(c, { capa: ['USER', 'UTF8 USER'] });
+      assert.equal(await c.line(), 'UTF8');
+      await c.send('+OK UTF8 enabled\r\n');
+      assert.equal(Buffer.from(await c.line(), 'latin1').toString('utf8'), 'USER jürgen');
+      await c.send('+OK\r\n');
+      assert.equal(Buffer.from(await c.line(), 'latin1').toString('utf8'), 'PASS pässwörd-Ω9');
+      await c.send('+OK\r\n');
+      await recapa(c, ['USER', 'PIPELINING']); // Gmail-style: PIPELINING only after login
+      assert.equal(await c.line(), 'NOOP');
+      assert.equal(await c.line(), 'NOOP', 'the second NOOP arrives before the first is answered');
+      await c.send('+OK\r\n+OK\r\n');
+    });
+    const c = await connect();
+    assert.equal(c.pipelining, false);
+    await c.auth('USER', { username: 'jürgen', password: 'pässwörd-Ω9' });
+    assert.equal(c.pipelining, true);
+    await Promise.all([c.noop(), c.noop()]);
+    c.close();
+    assert.deepEqual(srv.errors, []);
   });
-  const c = await connect();
-  assert.equal(c.pipelining, false);
-  await c.auth('USER', { username: 'jürgen', password: 'pässwörd-Ω9' });
-  assert.equal(c.pipelining, true);
-  await Promise.all([c.noop(), c.noop()]);
-  c.close();
-  assert.deepEqual(srv.errors, []);
-});
+}
+
+for (const via of ['bridge', 'direct']) describe(`via ${via}`, () => suite(via));

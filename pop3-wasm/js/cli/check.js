@@ -1,0 +1,458 @@
+// pop3-check: a Nagios-compatible POP3 check (Nagios, Icinga, Zabbix,
+// Prometheus' script exporter). Exit 0 OK, 1 WARNING, 2 CRITICAL,
+// 3 UNKNOWN; one status line with performance data
+// ('label'=value[UOM];[warn];[crit];[min];[max]), then, with --serverinfo,
+// the diagnosis as long output.
+import { Command, CommanderError, Option } from 'commander';
+import {
+  Pop3Error,
+  UsageError,
+  daysUntil,
+  login,
+  open,
+  parseDuration,
+  parsePort,
+  password,
+  target,
+} from './common.js';
+
+export const OK = 0;
+export const WARNING = 1;
+export const CRITICAL = 2;
+export const UNKNOWN = 3;
+const NAMES = ['OK', 'WARNING', 'CRITICAL', 'UNKNOWN'];
+
+/** Phases a --warn/--crit threshold may name; `total` is the whole check. */
+const PHASES = ['total', 'connect', 'tls', 'greeting', 'auth', 'stat', 'list'];
+
+/** Error codes that say the check could not run, not that the server is bad. */
+const UNKNOWN_CODES = new Set(['INVALID_ARGUMENT', 'BRIDGE_UNREACHABLE', 'BRIDGE_REJECTED', 'INSECURE_AUTH_REFUSED', 'UNSUPPORTED']);
+
+/** `5` (the total) or `total=5,auth=1.5,connect=500ms` → { phase: ms }. */
+function parseTimes(v) {
+  const out = {};
+  for (const part of String(v).split(',').filter(Boolean)) {
+    const [k, val] = part.includes('=') ? part.split('=', 2) : ['total', part];
+    if (!PHASES.includes(k)) throw new UsageError(`--warn/--crit: unknown phase ${k} (one of ${PHASES.join(', ')})`);
+    out[k] = parseDuration(val);
+  }
+  return out;
+}
+
+/** `100`, `10k`, `5M`, `1G` (1024-based; a trailing B is allowed) → bytes. */
+function parseBytes(v) {
+  const m = /^(\d+(?:\.\d+)?)\s*([kKmMgG]?)[bB]?$/.exec(String(v).trim());
+  if (!m) throw new UsageError(`bad size ${v} (e.g. 500k, 100M)`);
+  return Math.round(Number(m[1]) * { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase()]);
+}
+
+function parseCount(v) {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`expected a whole number, got ${v}`);
+  return n;
+}
+
+const arg = (parse) => (v) => {
+  try {
+    return parse(v);
+  } catch (e) {
+    throw new UsageError(e.message);
+  }
+};
+
+export function program() {
+  const p = new Command('pop3-check')
+    .description(
+      'Check a POP3 server the way Nagios and Icinga expect: exit 0 OK, 1 WARNING, 2 CRITICAL, ' +
+        '3 UNKNOWN, and one status line with performance data. Connects directly, or through ' +
+        'ws-bridge with --bridge.',
+    )
+    .argument('[url]', 'pop3s://user@host[:995] or pop3://user@host[:110][?tls=starttls|none]')
+    .option('-H, --host <host>', 'server host name or address')
+    .option('-p, --port <port>', 'server port (default 995 for implicit TLS, else 110)', arg(parsePort))
+    .addOption(new Option('--tls <mode>', 'implicit (default), starttls or none').choices(['implicit', 'starttls', 'none']))
+    .option('-u, --user <name>', 'log in as this user (without one: connect, greeting and CAPA only)')
+    .option('--auth <mechanism>', 'force a login mechanism (default: the strongest offered)')
+    .option('--password-env <name>', 'read the password from this environment variable (default POP3_PASSWORD)')
+    .option('--password-file <file>', 'read the password from the first line of this file')
+    .option('--bridge <url>', 'go through ws-bridge, e.g. ws://127.0.0.1:8080/pop3')
+    .option('--token-env <name>', 'environment variable holding the bridge access token')
+    .option('--ca-file <pem>', 'extra CA certificates to trust (direct connections)')
+    .option('--insecure-auth', 'allow readable credentials (USER/PASS, PLAIN) without TLS')
+    .option('-w, --warn <times>', 'WARNING above these seconds: 5 (total) or total=5,connect=1,tls=1,greeting=1,auth=2,stat=1,list=5', arg(parseTimes))
+    .option('-c, --crit <times>', 'CRITICAL above these seconds (same form as --warn)', arg(parseTimes))
+    .addOption(
+      new Option('-t, --timeout <duration>', 'deadline of each step (connect, TLS, greeting, each command)')
+        .argParser(arg(parseDuration))
+        .default(10_000, '10s'),
+    )
+    .option('--cert-warn-days <days>', 'WARNING when the certificate expires in fewer days', arg(parseCount), 14)
+    .option('--cert-crit-days <days>', 'CRITICAL when the certificate expires in fewer days', arg(parseCount), 7)
+    .option('--count-warn <n>', 'WARNING when more than n messages wait', arg(parseCount))
+    .option('--count-crit <n>', 'CRITICAL when more than n messages wait', arg(parseCount))
+    .option('--size-warn <bytes>', 'WARNING when the mailbox is larger (500k, 100M, 1G)', arg(parseBytes))
+    .option('--size-crit <bytes>', 'CRITICAL when the mailbox is larger', arg(parseBytes))
+    .option('--expect <text>', 'CRITICAL unless a message whose Subject contains text (any case) is there')
+    .option('--delete-match', 'with --expect: delete the matching messages (DELE, then QUIT)')
+    .option('--every <duration>', 'loop: check every duration (60s, 5m), one JSON line per check', arg(parseDuration))
+    .option('--count <n>', 'with --every: stop after n checks', arg(parseCount))
+    .option('--serverinfo', 'also print a diagnosis: greeting, capabilities, mechanisms, TLS, pipelining, deviations')
+    .option('--json', 'print the result as one JSON object instead of the status line')
+    .option('-v, --verbose', 'print the POP3 dialogue (C:/S:, secrets redacted) on stderr')
+    .addHelpText(
+      'after',
+      `
+Password: never a flag. --password-file, else $POP3_PASSWORD (or --password-env NAME),
+else a prompt without echo when stdin is a terminal.
+
+Phases (perfdata labels, seconds):
+  connect   TCP connect (through a bridge: WebSocket + the bridge's connect, and the
+            handshake too for implicit TLS, which the bridge does not time apart)
+  tls       the TLS handshake (implicit, direct) or STLS + handshake (starttls)
+  greeting  from the connection being ready to the server's greeting
+  auth      the login, including the CAPA asked after it
+  stat      STAT
+  list      LIST + UIDL + TOP n 0 of every message (--expect only)
+  time      the whole check, from start to disconnect
+Other perfdata: messages, size (B), cert_days, matches (--expect).
+
+The check never deletes anything and ends without QUIT, so nothing is committed;
+only --delete-match sends DELE and QUIT. In loop mode the exit status is that of
+the last check.
+
+Examples:
+  POP3_PASSWORD=… pop3-check pop3s://monitor@pop.example.com -w 2 -c 5
+  pop3-check -H pop.example.com --tls starttls -u monitor --password-file /etc/nagios/pop3.pw \\
+             --expect "probe-$(date +%F)" --delete-match
+  pop3-check pop3s://pop.example.com --serverinfo
+  pop3-check pop3s://monitor@pop.example.com --every 60s    # one JSON line per minute`,
+    );
+  return p;
+}
+
+/** A threshold range as Nagios writes it: "10" = alert above 10, "10:" = below 10. */
+function perf(label, value, uom = '', warn = '', crit = '', min = '0') {
+  if (value === null || value === undefined || Number.isNaN(value)) return null;
+  const v = uom === 's' ? value.toFixed(6).replace(/0+$/, '').replace(/\.$/, '') : String(Math.round(value * 1000) / 1000);
+  return `${label}=${v}${uom};${warn};${crit};${min}`.replace(/;+$/, '');
+}
+
+const secs = (ms) => (ms === undefined || ms === null ? '' : String(ms / 1000));
+
+/** Seconds each phase took, from the session's marks (null: not measured). */
+function phases(marks, t) {
+  const d = (a, b) => (a !== undefined && b !== undefined ? b - a : null);
+  const connectEnd = t.bridge ? marks.connected : marks.tcp;
+  return {
+    connect: d(marks.start, connectEnd),
+    tls: t.tls === 'starttls' ? d(marks.stls, marks.tls) : t.bridge ? null : d(marks.tcp, marks.implicitTls),
+    greeting: d(marks.connected, marks.data),
+    auth: marks.auth ?? null,
+    stat: marks.stat ?? null,
+    list: marks.list ?? null,
+    total: d(marks.start, marks.end),
+  };
+}
+
+/** Everything one check found out; `status` is one of OK…UNKNOWN. */
+async function checkOnce(t, o, pw) {
+  const marks = {};
+  const r = {
+    time: new Date().toISOString(),
+    status: OK,
+    problems: [],
+    error: null,
+    greeting: null,
+    tls: null,
+    certDays: null,
+    mechanism: null,
+    messages: null,
+    size: null,
+    matches: null,
+    deleted: null,
+    serverinfo: null,
+  };
+  const transcript = [];
+  const onTranscript = (l) => {
+    if (o.serverinfo) transcript.push(l);
+    if (o.verbose) process.stderr.write(`${l.dir}: ${l.line}\n`);
+  };
+  let c;
+  const timed = async (name, f) => {
+    const t0 = performance.now();
+    try {
+      return await f();
+    } finally {
+      marks[name] = performance.now() - t0;
+    }
+  };
+  try {
+    c = await open(t, { marks, timeoutMs: o.timeout, onTranscript: o.serverinfo || o.verbose ? onTranscript : undefined });
+    r.greeting = c.greeting ?? null;
+    r.tls = c.tls ?? null;
+    if (r.tls?.certificate?.notAfter) r.certDays = daysUntil(r.tls.certificate.notAfter);
+    // A server without CAPA (RFC 1939 only) answers -ERR: not a failure here.
+    const capa = () => c.capa().catch((e) => (e?.code === 'SERVER_ERROR' ? null : Promise.reject(e)));
+    let info = null;
+    if (o.serverinfo) {
+      const caps = await capa();
+      info = { capaBeforeLogin: caps?.raw ?? [], capa: caps };
+    }
+    if (t.user) {
+      r.mechanism = await timed('auth', () => login(c, t, pw));
+      const s = await timed('stat', () => c.stat());
+      r.messages = s.count;
+      r.size = s.size;
+      if (o.expect !== undefined) {
+        const needle = o.expect.toLowerCase();
+        const list = await timed('list', () => c.summaries());
+        const hits = list.filter((m) => (m.subject ?? '').toLowerCase().includes(needle));
+        r.matches = hits.length;
+        r.matched = hits.map((m) => ({ id: m.id, uid: m.uid, subject: m.subject }));
+        if (o.deleteMatch && hits.length) {
+          const marked = await c.deleMany(hits.map((m) => m.id));
+          const failed = marked.filter((m) => m.error);
+          if (failed.length) throw failed[0].error;
+          await c.quit();
+          r.deleted = hits.length;
+        }
+      }
+    }
+    if (info) {
+      const capaAfterLogin = t.user && c.state === 'TRANSACTION' ? ((await capa())?.raw ?? []) : null;
+      r.serverinfo = serverinfo(c, t, info, capaAfterLogin, transcript);
+    }
+  } catch (e) {
+    r.error = { code: e?.code ?? 'INTERNAL', message: e?.message ?? String(e) };
+    if (e?.respCode) r.error.respCode = e.respCode;
+    r.status = e instanceof Pop3Error && !UNKNOWN_CODES.has(e.code) ? CRITICAL : UNKNOWN;
+    if (c && o.serverinfo && !r.serverinfo) r.serverinfo = serverinfo(c, t, null, null, transcript);
+  } finally {
+    c?.close(); // no QUIT: nothing marked is committed
+    marks.end = performance.now();
+  }
+  r.timings = phases(marks, t);
+  evaluate(r, o);
+  return r;
+}
+
+/** The diagnosis for postmasters. */
+function serverinfo(c, t, info, capaAfterLogin, transcript) {
+  // The CAPA the client asked before STLS is only in the transcript.
+  let capaBeforeStls = null;
+  if (t.tls === 'starttls') {
+    const k = transcript.findIndex((l) => l.dir === 'C' && l.line === 'CAPA');
+    if (k >= 0 && transcript[k + 1]?.line.startsWith('+OK')) {
+      capaBeforeStls = [];
+      for (const l of transcript.slice(k + 2)) {
+        if (l.dir !== 'S' || l.line === '.') break;
+        capaBeforeStls.push(l.line);
+      }
+    }
+  }
+  const caps = info?.capa;
+  const greetingLine = transcript.find((l) => l.dir === 'S')?.line ?? (c.greeting ? `+OK ${c.greeting}` : null);
+  const mechanisms = caps ? [...caps.sasl] : [];
+  if (c.greeting && /<[^<>@]+@[^<>]+>/.test(c.greeting)) mechanisms.push('APOP');
+  if (caps?.user || (caps && caps.raw.length === 0)) mechanisms.push('USER');
+  return {
+    greeting: greetingLine,
+    tls: c.tls ?? null,
+    capabilities: {
+      beforeStls: capaBeforeStls,
+      beforeLogin: info?.capaBeforeLogin ?? null,
+      afterLogin: capaAfterLogin,
+    },
+    mechanisms,
+    implementation: caps?.implementation ?? null,
+    loginDelay: caps?.loginDelay ?? null,
+    expire: caps?.expire ?? null,
+    pipelining: c.pipelining,
+    deviations: c.deviations ?? [],
+  };
+}
+
+/** Applies the thresholds to a finished check. */
+function evaluate(r, o) {
+  if (r.error) return;
+  const raise = (level, why) => {
+    r.status = Math.max(r.status, level);
+    r.problems.push(why);
+  };
+  for (const [phase, s] of Object.entries(r.timings)) {
+    if (s === null) continue;
+    if (o.crit[phase] !== undefined && s > o.crit[phase]) raise(CRITICAL, `${phase} took ${(s / 1000).toFixed(3)} s (crit > ${o.crit[phase] / 1000})`);
+    else if (o.warn[phase] !== undefined && s > o.warn[phase]) raise(WARNING, `${phase} took ${(s / 1000).toFixed(3)} s (warn > ${o.warn[phase] / 1000})`);
+  }
+  if (r.certDays !== null) {
+    const days = Math.floor(r.certDays);
+    if (o.certCritDays && r.certDays < o.certCritDays) raise(CRITICAL, `certificate expires in ${days} days (crit < ${o.certCritDays})`);
+    else if (o.certWarnDays && r.certDays < o.certWarnDays) raise(WARNING, `certificate expires in ${days} days (warn < ${o.certWarnDays})`);
+  }
+  if (r.messages !== null) {
+    if (o.countCrit !== undefined && r.messages > o.countCrit) raise(CRITICAL, `${r.messages} messages (crit > ${o.countCrit})`);
+    else if (o.countWarn !== undefined && r.messages > o.countWarn) raise(WARNING, `${r.messages} messages (warn > ${o.countWarn})`);
+    if (o.sizeCrit !== undefined && r.size > o.sizeCrit) raise(CRITICAL, `mailbox ${r.size} B (crit > ${o.sizeCrit})`);
+    else if (o.sizeWarn !== undefined && r.size > o.sizeWarn) raise(WARNING, `mailbox ${r.size} B (warn > ${o.sizeWarn})`);
+  }
+  if (o.expect !== undefined && r.matches === 0) raise(CRITICAL, `no message with "${o.expect}" in the subject`);
+}
+
+function summary(r, o) {
+  if (r.error) {
+    const what = { CONNECT_FAILED: 'connect failed', TLS_FAILED: 'TLS failed', AUTH_FAILED: 'login failed', TIMEOUT: 'timeout' }[r.error.code];
+    return `${what ? `${what}: ` : ''}${r.error.message} (${r.error.code})`;
+  }
+  const parts = [...r.problems];
+  if (r.messages !== null) parts.push(`${r.messages} message${r.messages === 1 ? '' : 's'} (${r.size} B)`);
+  if (r.matches !== null && r.matches > 0) parts.push(`${r.matches} matching "${o.expect}"${r.deleted ? `, ${r.deleted} deleted` : ''}`);
+  if (r.mechanism) parts.push(`login ${r.mechanism}`);
+  if (r.tls) parts.push(`${r.tls.protocol}, certificate valid ${Math.floor(r.certDays)} days`);
+  else if (!r.error) parts.push('no TLS');
+  if (r.timings.total !== null) parts.push(`${(r.timings.total / 1000).toFixed(3)} s`);
+  return [...new Set(parts)].join(', ');
+}
+
+function perfdata(r, o) {
+  const t = r.timings;
+  const th = (phase) => [secs(o.warn[phase]), secs(o.crit[phase])];
+  const out = [
+    perf('time', t.total / 1000, 's', ...th('total')),
+    ...['connect', 'tls', 'greeting', 'auth', 'stat', 'list'].map((p) => (t[p] === null ? null : perf(p, t[p] / 1000, 's', ...th(p)))),
+    perf('messages', r.messages, '', o.countWarn ?? '', o.countCrit ?? ''),
+    perf('size', r.size, 'B', o.sizeWarn ?? '', o.sizeCrit ?? ''),
+    r.certDays === null
+      ? null
+      : perf('cert_days', Math.floor(r.certDays), '', o.certWarnDays ? `${o.certWarnDays}:` : '', o.certCritDays ? `${o.certCritDays}:` : '', ''),
+    o.expect !== undefined && r.matches !== null ? perf('matches', r.matches, '', '', '1:') : null,
+  ];
+  return out.filter(Boolean).join(' ');
+}
+
+function serverinfoText(si) {
+  const lines = [];
+  const list = (a) => (a === null ? '(not asked)' : a.length ? a.join(' | ') : '(none)');
+  lines.push(`Greeting: ${si.greeting ?? '(none)'}`);
+  if (si.tls) {
+    const c = si.tls.certificate;
+    lines.push(`TLS: ${si.tls.protocol} ${si.tls.cipher}`);
+    lines.push(`Certificate: ${c.subject}; issuer ${c.issuer}; expires ${c.notAfter} (${Math.floor(daysUntil(c.notAfter))} days)`);
+  } else {
+    lines.push('TLS: none');
+  }
+  if (si.capabilities.beforeStls !== null) lines.push(`Capabilities before STLS: ${list(si.capabilities.beforeStls)}`);
+  lines.push(`Capabilities before login: ${list(si.capabilities.beforeLogin)}`);
+  lines.push(`Capabilities after login: ${list(si.capabilities.afterLogin)}`);
+  lines.push(`Login mechanisms: ${si.mechanisms.join(' ') || '(none)'}`);
+  if (si.implementation) lines.push(`Implementation: ${si.implementation}`);
+  if (si.loginDelay !== null) lines.push(`Login delay: ${si.loginDelay} s`);
+  if (si.expire !== null) lines.push(`Expire: ${si.expire}`);
+  lines.push(`Pipelining: ${si.pipelining ? 'yes' : 'no'}`);
+  if (si.deviations.length) {
+    lines.push(`Deviations tolerated (${si.deviations.length}):`);
+    for (const d of si.deviations) lines.push(`  ${d.id}: ${d.description}`);
+  } else {
+    lines.push('Deviations tolerated: none');
+  }
+  return lines.join('\n');
+}
+
+/** The JSON form of a result (loop mode and --json). */
+function json(r, o) {
+  const t = Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, v === null ? null : Math.round(v * 1000) / 1e6]));
+  return {
+    time: r.time,
+    status: NAMES[r.status],
+    exitCode: r.status,
+    summary: summary(r, o),
+    error: r.error,
+    timings: t,
+    messages: r.messages,
+    size: r.size,
+    mechanism: r.mechanism,
+    tls: r.tls,
+    certDays: r.certDays === null ? null : Math.floor(r.certDays),
+    ...(o.expect !== undefined ? { matches: r.matches, matched: r.matched ?? [], deleted: r.deleted ?? 0 } : {}),
+    ...(r.serverinfo ? { serverinfo: r.serverinfo } : {}),
+  };
+}
+
+function statusLine(r, o) {
+  const pd = perfdata(r, o);
+  return `POP3 ${NAMES[r.status]} - ${summary(r, o).replace(/\|/g, '/')}${pd ? ` | ${pd}` : ''}`;
+}
+
+/** Runs pop3-check with `argv` (without node and the script); resolves the exit code. */
+export async function main(argv, { stdout = process.stdout, stderr = process.stderr } = {}) {
+  const p = program();
+  p.exitOverride();
+  // Usage errors come out as the UNKNOWN status line, on stdout, once.
+  p.configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s), outputError: () => {} });
+  let o;
+  let t;
+  let pw;
+  try {
+    p.parse(argv, { from: 'user' });
+    o = p.opts();
+    o.warn ??= {};
+    o.crit ??= {};
+    t = target(p.args[0], o);
+    if (o.deleteMatch && o.expect === undefined) throw new UsageError('--delete-match needs --expect');
+    if (o.count !== undefined && o.every === undefined) throw new UsageError('--count needs --every');
+    if (o.expect !== undefined && !t.user) throw new UsageError('--expect needs a user (--user or user@ in the URL)');
+    if (t.user) pw = await password(o, t.user);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return OK;
+      stdout.write(`POP3 UNKNOWN - ${e.message.replace(/^error: /, '')}\n`);
+      return UNKNOWN;
+    }
+    if (e instanceof UsageError) {
+      stdout.write(`POP3 UNKNOWN - ${e.message}\n`);
+      return UNKNOWN;
+    }
+    throw e;
+  }
+
+  if (o.every === undefined) {
+    const r = await checkOnce(t, o, pw);
+    if (o.json) stdout.write(`${JSON.stringify(json(r, o))}\n`);
+    else {
+      stdout.write(`${statusLine(r, o)}\n`);
+      if (r.serverinfo) stdout.write(`${serverinfoText(r.serverinfo)}\n`);
+    }
+    return r.status;
+  }
+
+  // Loop mode: one JSON line per check, until --count or a signal.
+  let stop = false;
+  let wake = null;
+  const onSignal = () => {
+    stop = true;
+    wake?.();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let last = UNKNOWN;
+  try {
+    for (let n = 0; !stop && (o.count === undefined || n < o.count); n++) {
+      const started = Date.now();
+      const r = await checkOnce(t, o, pw);
+      last = r.status;
+      stdout.write(`${JSON.stringify(json(r, o))}\n`);
+      if (o.count !== undefined && n + 1 >= o.count) break;
+      const wait = Math.max(0, o.every - (Date.now() - started));
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return last;
+}

@@ -1,0 +1,265 @@
+// What pop3-check and pop3 shell share: the target (flags or a pop3s:// URL),
+// the password (environment, file or a prompt without echo; never a flag),
+// and opening a session directly or through ws-bridge with phase marks.
+import fs from 'node:fs';
+import readline from 'node:readline';
+import { Pop3Client, Pop3Error } from '../node.js';
+import { directError, directWebSocket } from '../direct.js';
+
+export { Pop3Client, Pop3Error };
+
+/** A usage mistake: reported as UNKNOWN by pop3-check, as an error by pop3. */
+export class UsageError extends Error {}
+
+const TLS_MODES = ['implicit', 'starttls', 'none'];
+
+/**
+ * `pop3s://user@host:995`, `pop3://user@host:110?tls=starttls|none`
+ * (RFC 2384 style; `;AUTH=MECH` after the user forces a mechanism).
+ * `pop3://` defaults to STLS: credentials never travel readable by default.
+ */
+export function parseUrl(text) {
+  let u;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new UsageError(`not a URL: ${text}`);
+  }
+  const scheme = u.protocol.replace(/:$/, '');
+  if (scheme !== 'pop3' && scheme !== 'pop3s') throw new UsageError(`the URL must start with pop3s:// or pop3://, not ${scheme}://`);
+  if (u.password) throw new UsageError('never put the password in the URL: use POP3_PASSWORD, --password-env or --password-file');
+  let tls = scheme === 'pop3s' ? 'implicit' : 'starttls';
+  const q = u.searchParams.get('tls');
+  if (q) {
+    if (!TLS_MODES.includes(q)) throw new UsageError(`tls=${q}: expected implicit, starttls or none`);
+    if (scheme === 'pop3s' && q !== 'implicit') throw new UsageError(`pop3s:// is implicit TLS; use pop3://…?tls=${q}`);
+    tls = q;
+  }
+  let user;
+  let auth;
+  if (u.username) {
+    const [name, ...params] = decodeURIComponent(u.username).split(';');
+    user = name || undefined;
+    for (const p of params) {
+      const m = /^auth=(.+)$/i.exec(p);
+      if (m && m[1] !== '*') auth = m[1].toUpperCase();
+    }
+  }
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (!host) throw new UsageError('the URL names no host');
+  return { host, port: u.port ? Number(u.port) : undefined, tls, user, auth };
+}
+
+/** Merges the URL and the flags (flags win) into one target. */
+export function target(url, o) {
+  const fromUrl = url ? parseUrl(url) : {};
+  const t = {
+    host: o.host ?? fromUrl.host,
+    port: o.port ?? fromUrl.port,
+    tls: o.tls ?? fromUrl.tls ?? 'implicit',
+    user: o.user ?? fromUrl.user,
+    auth: o.auth?.toUpperCase() ?? fromUrl.auth,
+    bridge: o.bridge,
+    token: o.tokenEnv ? process.env[o.tokenEnv] : undefined,
+    ca: undefined,
+    caFile: o.caFile,
+    insecureAuth: Boolean(o.insecureAuth),
+  };
+  if (!t.host) throw new UsageError('no server: give a pop3s://user@host URL or --host');
+  if (!TLS_MODES.includes(t.tls)) throw new UsageError(`--tls ${t.tls}: expected implicit, starttls or none`);
+  if (t.port === undefined) t.port = t.tls === 'implicit' ? 995 : 110;
+  if (!Number.isInteger(t.port) || t.port < 1 || t.port > 65535) throw new UsageError(`bad port ${t.port}`);
+  if (o.tokenEnv && !t.token) throw new UsageError(`--token-env ${o.tokenEnv}: that variable is not set`);
+  if (t.caFile) {
+    if (t.bridge) throw new UsageError('--ca-file is for direct connections; the bridge trusts what its own --ca-file names');
+    try {
+      t.ca = fs.readFileSync(t.caFile);
+    } catch (e) {
+      throw new UsageError(`--ca-file ${t.caFile}: ${e.code ?? e.message}`);
+    }
+  }
+  return t;
+}
+
+export function parsePort(v) {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`bad port ${v}`);
+  return n;
+}
+
+/** `60s`, `5m`, `500ms`, `1h`, or a bare number of seconds → milliseconds. */
+export function parseDuration(v) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(String(v).trim());
+  if (!m) throw new UsageError(`bad duration ${v} (e.g. 60s, 5m, 500ms, 1.5)`);
+  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'];
+  return Number(m[1]) * scale;
+}
+
+/**
+ * Reads one line from the terminal without echoing it. `rl`: an existing
+ * readline interface to borrow (the shell's); otherwise a temporary one.
+ */
+export function askHidden(prompt, { rl, input = process.stdin, output = process.stderr } = {}) {
+  return new Promise((resolve, reject) => {
+    const own = !rl;
+    const r = rl ?? readline.createInterface({ input, output, terminal: Boolean(input.isTTY), historySize: 0 });
+    const out = r.output ?? output;
+    const write = r._writeToOutput;
+    // Only the prompt is shown; the characters typed are not.
+    r._writeToOutput = (s) => {
+      if (s.startsWith(prompt)) out.write(prompt);
+    };
+    let done = false;
+    const finish = (err, answer) => {
+      if (done) return;
+      done = true;
+      r._writeToOutput = write;
+      r.off('SIGINT', onInt);
+      r.off('close', onClose);
+      out.write('\n');
+      if (Array.isArray(r.history) && r.history[0] === answer) r.history.shift();
+      if (own) r.close();
+      if (err) reject(err);
+      else resolve(answer);
+    };
+    const onInt = () => finish(new UsageError('cancelled'));
+    const onClose = () => finish(new UsageError('no password given (end of input)'));
+    r.on('SIGINT', onInt);
+    r.on('close', onClose);
+    if (!r.terminal) out.write(prompt);
+    r.question(prompt, (answer) => finish(null, answer));
+  });
+}
+
+/**
+ * The password: --password-file, then the variable --password-env names
+ * (default POP3_PASSWORD), then a prompt when stdin is a terminal.
+ */
+export async function password(o, user) {
+  if (o.passwordFile) {
+    try {
+      return fs.readFileSync(o.passwordFile, 'utf8').split(/\r?\n/)[0];
+    } catch (e) {
+      throw new UsageError(`--password-file ${o.passwordFile}: ${e.code ?? e.message}`);
+    }
+  }
+  const name = o.passwordEnv ?? 'POP3_PASSWORD';
+  if (process.env[name] !== undefined) return process.env[name];
+  if (o.passwordEnv) throw new UsageError(`--password-env ${name}: that variable is not set`);
+  if (process.stdin.isTTY) return askHidden(`Password for ${user}: `);
+  throw new UsageError('no password: set POP3_PASSWORD, or use --password-env NAME or --password-file FILE');
+}
+
+/**
+ * Wraps a WebSocket constructor to note when the session's steps happen
+ * (performance.now()): `open`, `connected`, `data` (first POP3 bytes: the
+ * greeting), `stls` (asked), `tls` (upgraded). The wasm client sees the
+ * same object as ever.
+ */
+function instrument(Base, marks) {
+  return class Instrumented {
+    constructor(url, protocols) {
+      this._inner = new Base(url, protocols);
+    }
+
+    set binaryType(v) {
+      this._inner.binaryType = v;
+    }
+
+    get binaryType() {
+      return this._inner.binaryType;
+    }
+
+    set onopen(f) {
+      this._inner.onopen = (ev) => {
+        marks.open ??= performance.now();
+        f?.(ev);
+      };
+    }
+
+    set onmessage(f) {
+      this._inner.onmessage = (ev) => {
+        const now = performance.now();
+        if (typeof ev.data === 'string') {
+          const type = /"type"\s*:\s*"(\w+)"/.exec(ev.data)?.[1];
+          if (type === 'connected') marks.connected ??= now;
+          if (type === 'tls') marks.tls ??= now;
+        } else {
+          marks.data ??= now;
+        }
+        f?.(ev);
+      };
+    }
+
+    set onclose(f) {
+      this._inner.onclose = f;
+    }
+
+    set onerror(f) {
+      this._inner.onerror = f;
+    }
+
+    send(data) {
+      if (typeof data === 'string' && /"type"\s*:\s*"stls"/.test(data)) marks.stls ??= performance.now();
+      return this._inner.send(data);
+    }
+
+    close(code, reason) {
+      return this._inner.close(code, reason);
+    }
+
+    pause() {
+      this._inner.pause?.();
+    }
+
+    resume() {
+      this._inner.resume?.();
+    }
+  };
+}
+
+/**
+ * Connects to `t` (direct, or through `t.bridge`). `marks` collects the
+ * step times (see instrument); `marks.tcp`/`marks.implicitTls` come from
+ * the direct transport itself.
+ */
+export async function open(t, { marks = {}, timeoutMs = 10_000, onTranscript } = {}) {
+  let Base;
+  if (t.bridge) {
+    Base = globalThis.WebSocket ?? (await import('ws')).WebSocket;
+  } else {
+    Base = directWebSocket({
+      ca: t.ca,
+      onPhase: (phase, at) => {
+        if (phase === 'tcp') marks.tcp ??= at;
+        else if (phase === 'tls' && marks.implicitTls === undefined && marks.stls === undefined) marks.implicitTls = at;
+      },
+    });
+  }
+  marks.start ??= performance.now();
+  try {
+    return await Pop3Client.connect({
+      bridge: t.bridge ?? 'direct:',
+      host: t.host,
+      port: t.port,
+      tls: t.tls,
+      token: t.token,
+      timeoutMs,
+      WebSocket: instrument(Base, marks),
+      onTranscript,
+      allowInsecureAuth: t.insecureAuth,
+    });
+  } catch (e) {
+    throw t.bridge ? e : directError(e);
+  }
+}
+
+/** Logs in: the forced mechanism, else the strongest offered. */
+export function login(c, t, pw) {
+  return t.auth ? c.auth(t.auth, { username: t.user, password: pw }) : c.login(t.user, pw);
+}
+
+/** Days from now until an ISO date (fractional). */
+export function daysUntil(iso) {
+  return (Date.parse(iso) - Date.now()) / 86_400_000;
+}

@@ -1,0 +1,257 @@
+// pop3-check, the Nagios-compatible bin, run as a process against the test
+// Dovecot (direct and through the bridge) and scripted servers: every exit
+// code for its reason, well-formed perfdata, --expect, --delete-match,
+// loop mode and --serverinfo.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Pop3Client } from 'pop3-wasm';
+import { startDovecot } from '../fixtures/dovecot.mjs';
+import { startBridgeFor, REPO_ROOT } from '../fixtures/bridge.mjs';
+import { startScripted } from '../fixtures/scripted.mjs';
+
+const BIN = path.join(REPO_ROOT, 'pop3-wasm', 'js', 'cli', 'pop3-check.js');
+
+let dc;
+let bridge;
+let tmp;
+const cleanups = [];
+
+before(async () => {
+  dc = await startDovecot();
+  bridge = await startBridgeFor(dc);
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pop3-check-test-'));
+});
+
+after(async () => {
+  for (const f of cleanups) await f();
+  await bridge?.stop();
+  await dc?.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** Runs pop3-check; resolves { code, stdout, stderr, lines }. stdin is not a terminal. */
+function check(args, env = {}) {
+  return new Promise((resolve, reject) => {
+    const base = { ...process.env };
+    delete base.POP3_PASSWORD;
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr, lines: stdout.split('\n').filter(Boolean) }));
+  });
+}
+
+const pw = (user = 'alice') => ({ POP3_PASSWORD: dc.users[user].password });
+const direct = (user = 'alice', port = dc.ports.pop3s) => [`pop3s://${user}@127.0.0.1:${port}`, '--ca-file', dc.caFile];
+const viaBridge = (user = 'alice') => [`pop3s://${user}@127.0.0.1:${dc.ports.pop3s}`, '--bridge', bridge.url];
+
+const STATUS = /^POP3 (OK|WARNING|CRITICAL|UNKNOWN) - [^|]+(?: \| (.+))?$/;
+// 'label'=value[UOM];[warn];[crit];[min];[max] (Nagios plugin guidelines)
+const PERF = /^('[^'=]+'|[^'=\s]+)=-?\d+(\.\d+)?(s|ms|us|%|B|KB|MB|TB|c)?(;(@?-?[\d.~]*:?-?[\d.]*)?){0,2}(;(-?[\d.]*)?){0,2}$/;
+
+/** The status line's perfdata as { label: token }, each checked against PERF. */
+function perfdata(line) {
+  const m = STATUS.exec(line);
+  assert.ok(m, `not a status line: ${line}`);
+  const out = {};
+  for (const tok of (m[2] ?? '').split(' ').filter(Boolean)) {
+    assert.match(tok, PERF, `perfdata token ${tok}`);
+    out[tok.split('=')[0]] = tok;
+  }
+  return out;
+}
+
+for (const [via, target] of [
+  ['direct', direct],
+  ['bridge', viaBridge],
+]) {
+  test(`OK ${via}: exit 0, one status line, well-formed perfdata`, async () => {
+    const r = await check(target(), pw());
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(r.lines.length, 1);
+    assert.match(r.lines[0], /^POP3 OK - 9 messages \(\d+ B\), login SCRAM-SHA-256, TLSv1\.[23], certificate valid \d+ days/);
+    const p = perfdata(r.lines[0]);
+    for (const label of ['time', 'connect', 'greeting', 'auth', 'stat', 'messages', 'size', 'cert_days']) assert.ok(p[label], `${label} in ${r.lines[0]}`);
+    assert.equal(p.messages, 'messages=9;;;0');
+    assert.equal(p.size, `size=${dc.users.alice.size}B;;;0`);
+    assert.match(p.cert_days, /^cert_days=\d+;14:;7:$/);
+    // Direct, the TLS handshake is timed apart; the bridge does it inside its connect.
+    assert.equal(Boolean(p.tls), via === 'direct');
+  });
+}
+
+test('STLS direct: the tls phase is the STLS exchange and handshake', async () => {
+  const r = await check([`pop3://alice@localhost:${dc.ports.pop3}`, '--ca-file', dc.caFile, '--json'], pw());
+  assert.equal(r.code, 0, r.stdout);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.status, 'OK');
+  for (const k of ['connect', 'tls', 'greeting', 'auth', 'stat', 'total']) assert.ok(j.timings[k] > 0, `${k}: ${j.timings[k]}`);
+  assert.equal(j.tls.certificate.subject, 'O=pop3-wasm tests, CN=localhost');
+});
+
+test('WARNING: certificate days, message count, a slow phase', async () => {
+  let r = await check([...direct(), '--cert-warn-days', '60'], pw());
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(r.lines[0], /^POP3 WARNING - certificate expires in \d+ days \(warn < 60\)/);
+  assert.match(perfdata(r.lines[0]).cert_days, /;60:;7:$/);
+  r = await check([...direct(), '--count-warn', '5', '--count-crit', '20'], pw());
+  assert.equal(r.code, 1, r.stdout);
+  assert.equal(perfdata(r.lines[0]).messages, 'messages=9;5;20;0');
+  r = await check([...viaBridge(), '-w', 'auth=0.000001'], pw());
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(r.lines[0], /auth took [\d.]+ s \(warn > 0\.000001\)/);
+  assert.match(perfdata(r.lines[0]).auth, /^auth=[\d.]+s;0\.000001;;0$/);
+});
+
+test('CRITICAL: wrong password, closed port, untrusted certificate, expiring certificate, total time', async () => {
+  let r = await check(direct(), { POP3_PASSWORD: 'wrong' });
+  assert.equal(r.code, 2);
+  assert.match(r.lines[0], /^POP3 CRITICAL - login failed: .*\(AUTH_FAILED\)/);
+  perfdata(r.lines[0]);
+  const probe = net.createServer();
+  await new Promise((res) => probe.listen(0, '127.0.0.1', res));
+  const closed = probe.address().port;
+  await new Promise((res) => probe.close(res));
+  r = await check(direct('alice', closed), pw());
+  assert.equal(r.code, 2);
+  assert.match(r.lines[0], /^POP3 CRITICAL - connect failed: connection refused \(CONNECT_FAILED\)/);
+  r = await check([`pop3s://alice@127.0.0.1:${dc.ports.pop3s}`], pw());
+  assert.equal(r.code, 2);
+  assert.match(r.lines[0], /TLS failed: certificate not trusted \(unknown issuer\) \(TLS_FAILED\)/);
+  r = await check([...viaBridge(), '--cert-crit-days', '60'], pw());
+  assert.equal(r.code, 2);
+  assert.match(r.lines[0], /certificate expires in \d+ days \(crit < 60\)/);
+  r = await check([...direct(), '-w', '0.000001', '-c', '0.000002'], pw());
+  assert.equal(r.code, 2);
+  assert.match(perfdata(r.lines[0]).time, /^time=[\d.]+s;0\.000001;0\.000002;0$/);
+});
+
+test('UNKNOWN: no password, password in the URL, bad flags, unreachable bridge', async () => {
+  let r = await check(direct());
+  assert.equal(r.code, 3);
+  assert.match(r.lines[0], /^POP3 UNKNOWN - no password: set POP3_PASSWORD/);
+  r = await check([`pop3s://alice:secret@127.0.0.1:${dc.ports.pop3s}`]);
+  assert.equal(r.code, 3);
+  assert.match(r.lines[0], /never put the password in the URL/);
+  r = await check([...direct(), '--warn', 'lunch=5'], pw());
+  assert.equal(r.code, 3);
+  assert.match(r.lines[0], /unknown phase lunch/);
+  r = await check(['--password', 'x', ...direct()]);
+  assert.equal(r.code, 3);
+  assert.match(r.lines[0], /^POP3 UNKNOWN - unknown option '--password'/);
+  r = await check([...viaBridge(), '--bridge', 'ws://127.0.0.1:9/pop3'], pw());
+  assert.equal(r.code, 3);
+  assert.match(r.lines[0], /BRIDGE_UNREACHABLE/);
+  r = await check([...direct(), '--delete-match'], pw());
+  assert.equal(r.code, 3);
+  assert.match(r.lines[0], /--delete-match needs --expect/);
+});
+
+test('the password from --password-env and --password-file', async () => {
+  let r = await check([...direct(), '--password-env', 'MY_PW'], { MY_PW: dc.users.alice.password });
+  assert.equal(r.code, 0, r.stdout);
+  const file = path.join(tmp, 'pw');
+  fs.writeFileSync(file, `${dc.users.alice.password}\n`, { mode: 0o600 });
+  r = await check([...viaBridge(), '--password-file', file]);
+  assert.equal(r.code, 0, r.stdout);
+  assert.ok(!r.stdout.includes(dc.users.alice.password));
+});
+
+test('--expect: found is OK, not found is CRITICAL; nothing is deleted or committed', async () => {
+  let r = await check([...direct(), '--expect', 'a 5 mb MESSAGE'], pw());
+  assert.equal(r.code, 0, r.stdout);
+  assert.match(r.lines[0], /1 matching "a 5 mb MESSAGE"/);
+  assert.equal(perfdata(r.lines[0]).matches, 'matches=1;;1:;0');
+  r = await check([...viaBridge(), '--expect', 'no such subject'], pw());
+  assert.equal(r.code, 2, r.stdout);
+  assert.match(r.lines[0], /^POP3 CRITICAL - no message with "no such subject" in the subject/);
+  assert.equal(perfdata(r.lines[0]).matches, 'matches=0;;1:;0');
+  const c = await Pop3Client.connect({ host: dc.host, port: dc.ports.pop3s, ca: dc.ca });
+  await c.login('alice', dc.users.alice.password);
+  assert.equal((await c.stat()).count, dc.users.alice.count);
+  await c.quit();
+});
+
+test('--delete-match deletes exactly the matching message', async () => {
+  const bob = dc.users.bob;
+  const r = await check([...direct('bob'), '--expect', "Bob's message 2", '--delete-match', '--json'], pw('bob'));
+  assert.equal(r.code, 0, r.stdout);
+  const j = JSON.parse(r.stdout);
+  assert.deepEqual(j.matched.map((m) => m.id), [2]);
+  assert.equal(j.deleted, 1);
+  const c = await Pop3Client.connect({ host: dc.host, port: dc.ports.pop3s, ca: dc.ca });
+  await c.login('bob', bob.password);
+  assert.deepEqual((await c.uidl()).map((u) => u.uid), [bob.uids[0], bob.uids[2]]);
+  await c.quit();
+  const again = await check([...viaBridge('bob'), '--expect', "Bob's message 2"], pw('bob'));
+  assert.equal(again.code, 2, 'gone for good');
+});
+
+test('--every with --count: one valid JSON line per check', async () => {
+  const r = await check([...direct(), '--every', '50ms', '--count', '3'], pw());
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal(r.lines.length, 3);
+  const checks = r.lines.map((l) => JSON.parse(l));
+  for (const j of checks) {
+    assert.equal(j.status, 'OK');
+    assert.equal(j.exitCode, 0);
+    assert.equal(j.messages, dc.users.alice.count);
+    assert.ok(!Number.isNaN(Date.parse(j.time)));
+    assert.ok(j.timings.total > 0 && j.timings.auth > 0);
+  }
+  assert.ok(Date.parse(checks[2].time) - Date.parse(checks[0].time) >= 100);
+});
+
+test('--serverinfo against Dovecot with STLS: capabilities before and after STLS and login', async () => {
+  const r = await check([`pop3://alice@localhost:${dc.ports.pop3}?tls=starttls`, '--ca-file', dc.caFile, '--serverinfo'], pw());
+  assert.equal(r.code, 0, r.stdout);
+  const text = r.stdout;
+  assert.match(r.lines[0], /^POP3 OK - /);
+  assert.match(text, /^Greeting: \+OK Dovecot \(Debian\) ready\./m);
+  assert.match(text, /^TLS: TLSv1\.[23] /m);
+  assert.match(text, /^Capabilities before STLS: .*\bSTLS\b/m);
+  assert.match(text, /^Capabilities before login: (?!.*\bSTLS\b).*SASL PLAIN/m);
+  assert.match(text, /^Capabilities after login: .*PIPELINING/m);
+  assert.match(text, /^Login mechanisms: .*SCRAM-SHA-256.*APOP USER$/m);
+  assert.match(text, /^Pipelining: yes$/m);
+  assert.match(text, /^Deviations tolerated: none$/m);
+});
+
+test('--serverinfo lists the deviations of a bending server', async () => {
+  const srv = await startScripted(async (c) => {
+    await c.send('+OKready\n'); // no space after +OK, bare LF
+    if ((await c.line()) !== 'CAPA') return;
+    await c.send('+OK\nUSER\n.\n');
+    if ((await c.line()) !== 'CAPA') return;
+    await c.send('+OK\r\nUSER\r\n.\r\n');
+    await c.line(); // USER
+    await c.send('+ok\r\n'); // lower case
+    await c.line(); // PASS
+    await c.send('+OK logged in\r\n');
+    await c.line(); // CAPA after login
+    await c.send('+OK\r\nUSER\r\n.\r\n');
+    await c.line(); // STAT
+    await c.send('+OK 2 320\r\n');
+    if ((await c.line()) === 'CAPA') await c.send('+OK\r\nUSER\r\n.\r\n');
+    await c.line();
+  });
+  cleanups.push(() => srv.stop());
+  const args = [`pop3://u@127.0.0.1:${srv.port}?tls=none`, '--insecure-auth', '--serverinfo'];
+  const r = await check(args, { POP3_PASSWORD: 'p' });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.lines[0], /^POP3 OK - 2 messages \(320 B\), login USER, no TLS/);
+  assert.match(r.stdout, /^Deviations tolerated \(3\):$/m);
+  assert.match(r.stdout, /^ {2}no-space-after-status: /m);
+  assert.match(r.stdout, /^ {2}bare-lf: /m);
+  assert.match(r.stdout, /^ {2}status-case: /m);
+  assert.match(r.stdout, /^Greeting: \+OKready$/m);
+  assert.match(r.stdout, /^Pipelining: no$/m);
+});
