@@ -87,7 +87,9 @@ test('playground: the transcript shows the dialogue with PASS redacted', async (
   await page.goto(`${bridge.httpUrl}/playground.html?host=${dc.host}&port=${dc.ports.pop3s}&tls=implicit&user=alice`);
   await page.fill('#password', a.password);
   await page.click('#connect-btn');
-  await page.waitForSelector('#line:not([disabled])');
+  // Connected (the command line opens) or refused (the page says why).
+  await page.waitForSelector('#line:not([disabled]), #error :is(p, div)');
+  assert.equal(await page.$('#line[disabled]'), null, `not connected: ${await page.textContent('#error')}`);
   for (const line of ['USER alice', `PASS ${a.password}`, 'STAT', 'UIDL', 'QUIT']) {
     await page.fill('#line', line);
     await page.press('#line', 'Enter');

@@ -24,7 +24,6 @@ const COMMANDS = [
 ];
 
 let client = null;
-let busy = false;
 const lines = [];          // the transcript as text, for copying
 const history = [];
 let historyAt = 0;
@@ -116,28 +115,35 @@ async function run(line) {
   if (upper === 'STLS' && c.tls) note(`TLS: ${c.tls.protocol}, ${c.tls.cipher}, certificate ${c.tls.certificate.subject}`);
 }
 
-$('cmd').addEventListener('submit', async (ev) => {
+// Lines typed while a command is still running wait their turn: nothing
+// typed is ever dropped, and the dialogue stays one command at a time.
+let queue = Promise.resolve();
+
+$('cmd').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const line = $('line').value;
-  if (!client || busy || !line.trim()) return;
-  busy = true;
+  if (!client || !line.trim()) return;
   history.push(line);
   historyAt = history.length;
   $('line').value = '';
   $('line').classList.remove('masked');
-  try {
-    await run(line);
-  } catch (e) {
-    explainNote(e);
-    if (client && client.state === 'CLOSED') {
-      client = null;
-      setConnected(false);
-      note('connection closed');
+  queue = queue.then(async () => {
+    if (!client) return note(`not sent (not connected): ${/^pass /i.test(line) ? 'PASS [redacted]' : line}`);
+    $('console').setAttribute('aria-busy', 'true');
+    try {
+      await run(line);
+    } catch (e) {
+      explainNote(e);
+      if (client && client.state === 'CLOSED') {
+        client = null;
+        setConnected(false);
+        note('connection closed');
+      }
+    } finally {
+      $('console').removeAttribute('aria-busy');
+      if (client) $('line').focus();
     }
-  } finally {
-    busy = false;
-    if (client) $('line').focus();
-  }
+  });
 });
 
 $('line').addEventListener('input', () => {
