@@ -1,0 +1,45 @@
+// Compiled (never run) by tests/e2e/types.test.mjs: the package's types
+// must accept what the README shows and reject what is wrong.
+import { Pop3Client, Pop3Error, type Summary, type TranscriptLine } from 'pop3-wasm';
+
+async function main(): Promise<void> {
+  const lines: TranscriptLine[] = [];
+  const c = await Pop3Client.connect({
+    bridge: 'ws://127.0.0.1:8080/pop3',
+    host: 'pop.example.com',
+    port: 995,
+    tls: 'implicit',
+    timeouts: { connect: 5000, command: 10000 },
+    onTranscript: (l) => lines.push(l),
+  });
+  const tls: string | undefined = c.tls?.certificate.notAfter;
+  const mech: string = await c.login('alice', 'secret');
+  const { count, size }: { count: number; size: number } = await c.stat();
+  const one: { id: number; size: number } = await c.list(1);
+  const all: Array<{ id: number; uid: string }> = await c.uidl();
+  const body: Uint8Array = await c.retr(1, { onProgress: (received: number, total: number | null) => void [received, total] });
+  const stream: ReadableStream<Uint8Array> = await c.retrStream(1, { signal: AbortSignal.timeout(1000) });
+  const summaries: Summary[] = await c.summaries({ onProgress: (done, total) => void [done, total] });
+  const subject: string | null = summaries[0].subject;
+  const batch = await c.retrMany([1, 2]);
+  const err: Pop3Error | null = batch[0].error;
+  const raw = await c.raw('LIST');
+  const ok: boolean = raw.ok;
+  await c.quit();
+  c.close();
+  // Node: the direct transport.
+  const d = await Pop3Client.connect({ host: 'pop.example.com', port: 995, ca: '-----BEGIN CERTIFICATE-----' });
+  d.close();
+  try {
+    await c.noop();
+  } catch (e) {
+    if (e instanceof Pop3Error && e.code === 'TIMEOUT') console.log(e.respCode, e.serverText);
+  }
+  void [tls, mech, count, size, one, all, body, stream, subject, err, ok, lines];
+  // @ts-expect-error: tls takes three values only
+  await Pop3Client.connect({ host: 'x', tls: 'sometimes' });
+  // @ts-expect-error: error codes are a closed list
+  const bad: Pop3Error['code'] = 'NOPE';
+  void bad;
+}
+void main;
