@@ -378,9 +378,10 @@ export class DirectSocket {
     // over the same socket.
     const sock = this._socket;
     sock.removeAllListeners('close');
+    const discarded = rest.length;
     this._handshake(sock, (secure, info) => {
       this._relay(secure);
-      this._deliver(JSON.stringify({ type: 'tls', tls: info }));
+      this._deliver(JSON.stringify({ type: 'tls', tls: info, discarded }));
     });
   }
 

@@ -147,6 +147,8 @@ test('STLS: bytes after +OK are dropped, then TLS over the same socket', async (
   const text = lines.join('\n');
   assert.ok(text.includes('S: +OK go ahead'), text);
   assert.ok(!text.includes('INJECTED'), text);
+  // The dropped bytes are reported as a tolerated deviation.
+  assert.deepEqual(c.deviations.map((d) => d.id), ['data-after-stls']);
   c.close();
 });
 

@@ -479,7 +479,7 @@ async fn starttls(
         warn!(discarded, "discarded bytes the server sent after STLS +OK");
     }
     let (stream, info) = handshake(ctx, host, tcp).await?;
-    send_text(tx, &ServerMessage::Tls { tls: &info }).await;
+    send_text(tx, &ServerMessage::Tls { tls: &info, discarded }).await;
     Ok(Upgraded::Tls(Upstream::Tls(Box::new(stream))))
 }
 
@@ -525,7 +525,10 @@ async fn relay_phase(
 
     let outcome = {
         let upstream_to_ws = async {
-            let mut buf = vec![0u8; UPSTREAM_CHUNK];
+            // Read into spare capacity (never zero-filled), and hand the
+            // filled Vec to the frame as it is: no copy, and an idle
+            // session never touches its buffer's pages.
+            let mut buf = Vec::with_capacity(UPSTREAM_CHUNK);
             let every = config.timeouts.ping_interval;
             let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -542,13 +545,14 @@ async fn relay_phase(
                         }
                         continue;
                     }
-                    read = rd.read(&mut buf) => read,
+                    read = rd.read_buf(&mut buf) => read,
                 };
                 match read {
                     Ok(0) => return UpEnd::Eof,
                     Ok(n) => {
                         counters.add_down(n);
-                        let msg = Message::Binary(Bytes::copy_from_slice(&buf[..n]));
+                        let chunk = std::mem::replace(&mut buf, Vec::with_capacity(UPSTREAM_CHUNK));
+                        let msg = Message::Binary(Bytes::from(chunk));
                         if tx.send(msg).await.is_err() {
                             return UpEnd::ClientGone;
                         }

@@ -6,7 +6,7 @@
 //! client → bridge  {"type":"connect","v":1,"host":"pop.example.com","port":995,"tls":"implicit","token":"…"}
 //! bridge → client  {"type":"connected","tls":null | {protocol, cipher, certificate:{subject, issuer, notAfter}}}
 //! client → bridge  {"type":"stls"}
-//! bridge → client  {"type":"tls","tls":{…}}
+//! bridge → client  {"type":"tls","tls":{…},"discarded":0}
 //! bridge → client  {"type":"error","code":"BRIDGE_REJECTED","message":"not allowed"}  then close 4403
 //! ```
 
@@ -111,9 +111,19 @@ pub struct CertificateInfo {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ServerMessage<'a> {
-    Connected { tls: Option<&'a TlsInfo> },
-    Tls { tls: &'a TlsInfo },
-    Error { code: &'static str, message: &'a str },
+    Connected {
+        tls: Option<&'a TlsInfo>,
+    },
+    /// `discarded`: bytes the server sent after its `+OK` to STLS and
+    /// before the handshake, dropped unread (a client may report them).
+    Tls {
+        tls: &'a TlsInfo,
+        discarded: usize,
+    },
+    Error {
+        code: &'static str,
+        message: &'a str,
+    },
 }
 
 impl ServerMessage<'_> {
@@ -211,8 +221,8 @@ mod tests {
             },
         };
         assert_eq!(
-            ServerMessage::Tls { tls: &info }.to_json(),
-            r#"{"type":"tls","tls":{"protocol":"TLSv1.3","cipher":"TLS13_AES_256_GCM_SHA384","certificate":{"subject":"CN=localhost","issuer":"CN=Test CA","notAfter":"2027-11-27T15:00:00Z"}}}"#
+            ServerMessage::Tls { tls: &info, discarded: 14 }.to_json(),
+            r#"{"type":"tls","tls":{"protocol":"TLSv1.3","cipher":"TLS13_AES_256_GCM_SHA384","certificate":{"subject":"CN=localhost","issuer":"CN=Test CA","notAfter":"2027-11-27T15:00:00Z"}},"discarded":14}"#
         );
         assert_eq!(
             ServerMessage::Error { code: ErrorCode::BridgeRejected.as_str(), message: "not allowed" }

@@ -206,6 +206,7 @@ async fn stls_discards_plaintext_injected_after_ok_and_continues_over_tls() {
     assert_eq!(tls["type"], "tls", "{tls}");
     assert_eq!(tls["tls"]["protocol"], "TLSv1.3");
     assert_eq!(tls["tls"]["certificate"]["subject"], "CN=localhost");
+    assert_eq!(tls["discarded"], "+OK injected\r\n".len(), "the client learns how much was dropped");
     ws.send(Message::binary(&b"NOOP\r\n"[..])).await.unwrap();
     assert_eq!(next_binary(&mut ws).await, b"+OK noop over tls\r\n");
     ws.send(Message::binary(&b"QUIT\r\n"[..])).await.unwrap();

@@ -270,6 +270,12 @@ impl Session {
         self.deviations.as_slice()
     }
 
+    /// Records a deviation the transport saw (the bridge drops bytes sent
+    /// after `+OK` to STLS before the core could see them).
+    pub fn record_deviation(&mut self, d: Deviation) {
+        self.deviations.record(d);
+    }
+
     pub fn fatal(&self) -> Option<&Error> {
         self.fatal.as_ref()
     }

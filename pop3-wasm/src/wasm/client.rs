@@ -515,6 +515,9 @@ fn on_control(shared: &Shared, text: &str) {
             {
                 let mut inner = shared.borrow_mut();
                 inner.tls = field("tls");
+                if field("discarded").as_f64().is_some_and(|n| n > 0.0) {
+                    inner.session.record_deviation(crate::proto::Deviation::DataAfterStls);
+                }
                 let capa = inner.session.tls_established().map(|id| {
                     let (tx, rx) = oneshot::channel();
                     inner.waiters.insert(id, tx);
