@@ -125,8 +125,15 @@ impl Default for Timeouts {
     }
 }
 
-/// Bytes read from upstream per BINARY frame.
-pub const UPSTREAM_CHUNK: usize = 16 * 1024;
+/// Bytes read from upstream per BINARY frame, at most. The buffer is
+/// allocated but not touched until data arrives, so an idle session costs
+/// none of it (the benchmark's memory per idle session).
+pub const UPSTREAM_CHUNK: usize = 64 * 1024;
+
+/// tungstenite's read buffer for the client's frames. It is zero-filled at
+/// the first read, so it is paid by every session, idle or not (the default
+/// is 128 KiB); client traffic is POP3 commands, small.
+pub const CLIENT_READ_BUFFER: usize = 8 * 1024;
 
 /// The checked configuration, shared by every session.
 #[derive(Debug, Clone)]

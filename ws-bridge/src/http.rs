@@ -45,7 +45,7 @@ use tower_http::services::ServeDir;
 use tracing::{debug, info, warn};
 
 use crate::{
-    config::{Config, UPSTREAM_CHUNK},
+    config::{CLIENT_READ_BUFFER, Config, UPSTREAM_CHUNK},
     limits::{ClientKey, Limiter, Refused},
     metrics::{Metrics, Reject},
     relay,
@@ -274,6 +274,7 @@ async fn pop3(
         .protocols([SUBPROTOCOL])
         .max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(CLIENT_READ_BUFFER)
         // The relay awaits each send, so this holds about one chunk; the
         // cap only guards against a bug turning into unbounded memory.
         .write_buffer_size(UPSTREAM_CHUNK)

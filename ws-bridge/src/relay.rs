@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  WebSocket rx ──BINARY──► write_all ──► upstream      (ws_to_upstream)
-//!  WebSocket tx ◄─BINARY─── read 16 KiB ◄── upstream    (upstream_to_ws)
+//!  WebSocket tx ◄─BINARY─── read ≤64 KiB ◄── upstream   (upstream_to_ws)
 //! ```
 //!
 //! Both directions run concurrently in one task, so neither can stall the

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `npm run bench`: installs what the benchmark needs when missing (Dovecot,
+# websockify, the npm packages, the wasm toolchain), builds the wasm package
+# and the bridge in release mode, then runs every scenario with its
+# baseline (bench/run.mjs) and prints the table. Raw figures go to
+# bench/results/<timestamp>.json.
+#
+#   scripts/bench.sh            full run (about 2½ minutes once built)
+#   scripts/bench.sh --quick    every scenario at small sizes (about 25 s once built)
+#   scripts/bench.sh --only scan,bulk,bridge,scale,size   a subset
+#   scripts/bench.sh --strict   exit 2 when a target is not met
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh rust dovecot websockify npm
+command -v python3 >/dev/null 2>&1 || bash scripts/setup.sh apt python3
+BRIDGE_PROFILE=release bash scripts/build.sh
+
+# 5000 idle sessions hold two descriptors each in the bridge and in the
+# client: raise the limit for this shell and everything it starts.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+export WS_BRIDGE_BIN="${WS_BRIDGE_BIN:-$PWD/target/release/ws-bridge}"
+exec node bench/run.mjs "$@"
