@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh rust dovecot websockify npm
 command -v python3 >/dev/null 2>&1 || bash scripts/setup.sh apt python3
 BRIDGE_PROFILE=release bash scripts/build.sh
+# Scenario 4's native load client and TCP workload server (incremental).
+cargo build --quiet --release -p ws-bridge --example relay_load
 
 # 5000 idle sessions hold two descriptors each in the bridge and in the
 # client: raise the limit for this shell and everything it starts.

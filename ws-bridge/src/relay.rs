@@ -2,8 +2,8 @@
 //! directions, and the STLS upgrade in the middle of it.
 //!
 //! ```text
-//!  WebSocket rx ──BINARY──► write_all ──► upstream      (ws_to_upstream)
-//!  WebSocket tx ◄─BINARY─── read ≤64 KiB ◄── upstream   (upstream_to_ws)
+//!  WebSocket rx ──BINARY──► write_all ──────────► upstream   (ws_to_upstream)
+//!  WebSocket tx ◄─BINARY─── read ≤64/256 KiB ◄── upstream   (upstream_to_ws)
 //! ```
 //!
 //! Both directions run concurrently in one task, so neither can stall the
@@ -39,7 +39,7 @@ use tokio::{
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
-    config::{Config, Timeouts, UPSTREAM_CHUNK},
+    config::{Config, Timeouts, UPSTREAM_CHUNK, UPSTREAM_CHUNK_BULK},
     metrics::{Metrics, Reject},
     policy::{Host, Refusal},
     token::TokenError,
@@ -532,10 +532,14 @@ async fn relay_phase(
             let every = config.timeouts.ping_interval;
             let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            // One waiter for the whole phase, not one registered and
+            // removed again around every read.
+            let paused = pause.notified();
+            tokio::pin!(paused);
             loop {
                 let read = tokio::select! {
                     biased;
-                    _ = pause.notified() => return UpEnd::Paused,
+                    () = &mut paused => return UpEnd::Paused,
                     _ = ping.tick() => {
                         // Keeps proxies from timing the WebSocket out; the
                         // pong (or any frame) tells the watchdog the client
@@ -551,7 +555,16 @@ async fn relay_phase(
                     Ok(0) => return UpEnd::Eof,
                     Ok(n) => {
                         counters.add_down(n);
-                        let chunk = std::mem::replace(&mut buf, Vec::with_capacity(UPSTREAM_CHUNK));
+                        // Bulk (the read filled the buffer): larger reads;
+                        // a short read: back to the small chunk.
+                        let next = if n == buf.capacity() {
+                            UPSTREAM_CHUNK_BULK
+                        } else if n < UPSTREAM_CHUNK {
+                            UPSTREAM_CHUNK
+                        } else {
+                            buf.capacity()
+                        };
+                        let chunk = std::mem::replace(&mut buf, Vec::with_capacity(next));
                         let msg = Message::Binary(Bytes::from(chunk));
                         if tx.send(msg).await.is_err() {
                             return UpEnd::ClientGone;
