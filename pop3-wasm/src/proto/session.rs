@@ -152,6 +152,10 @@ pub struct Options {
     pub max_line: usize,
     /// How many octets of a body the transcript shows.
     pub transcript_body_limit: usize,
+    /// The longest multi-line body collected whole (not streamed), in
+    /// octets: past it the session fails with `PROTOCOL_ERROR`, so a server
+    /// sending an endless body cannot grow the client without bound.
+    pub max_body: usize,
 }
 
 impl Default for Options {
@@ -164,9 +168,13 @@ impl Default for Options {
             recapa: true,
             max_line: 64 * 1024,
             transcript_body_limit: 256 * 1024,
+            max_body: MAX_BODY,
         }
     }
 }
+
+/// The default `Options::max_body`: bigger messages are read as streams.
+pub const MAX_BODY: usize = 128 * 1024 * 1024;
 
 /// RFC 1939 § 3: responses are at most 512 octets, CRLF included.
 const MAX_RFC_LINE: usize = 512;
@@ -558,6 +566,13 @@ impl Session {
             let data = body.split_off(before);
             let id = front.and_then(|f| f.id).unwrap_or(0);
             self.events.push_back(Event::BodyChunkReceived { id, data });
+        }
+        if body.len() > self.opts.max_body {
+            let max = self.opts.max_body;
+            self.fail(Error::Protocol(format!(
+                "multi-line answer longer than {max} octets without its end (read big messages as a stream)"
+            )));
+            return None;
         }
         if done {
             let Reading::Body { status, body, raw, .. } =

@@ -254,6 +254,14 @@ fn dispatch(shared: &Shared) {
                     Some(Sink::Collect { buf, on_progress, total }) => {
                         buf.extend_from_slice(&data);
                         actions.push(Action::Progress(on_progress.clone(), buf.len() as f64, total.clone()));
+                        // The bound the core puts on a body it collects itself:
+                        // an endless body must not grow the client forever.
+                        let max = Options::default().max_body;
+                        if buf.len() > max {
+                            inner.session.fail(crate::proto::Error::Protocol(format!(
+                                "multi-line answer longer than {max} octets without its end (read big messages as a stream)"
+                            )));
+                        }
                     }
                     _ => {}
                 },

@@ -1,0 +1,79 @@
+// Writes the seed corpora in fuzz/corpus/<target>/ from the transcript
+// tests (pop3-wasm/tests/transcript.rs: every `S:` dialogue) plus the RFC
+// examples the unit tests use. Run again after adding transcripts:
+//   node fuzz/seeds.mjs
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const transcript = fs.readFileSync(path.join(HERE, '..', 'pop3-wasm', 'tests', 'transcript.rs'), 'utf8');
+
+function write(target, bytes) {
+  const dir = path.join(HERE, 'corpus', target);
+  fs.mkdirSync(dir, { recursive: true });
+  const buf = Buffer.from(bytes);
+  fs.writeFileSync(path.join(dir, createHash('sha1').update(buf).digest('hex')), buf);
+}
+
+// Every string literal holding S: lines is one dialogue: its server side.
+const dialogues = [];
+for (const m of transcript.matchAll(/"((?:[^"\\]|\\.)*)"/gs)) {
+  const lines = m[1].split('\n').map((l) => l.trim());
+  const server = lines.filter((l) => l.startsWith('S:')).map((l) => l.replace(/^S: ?/, ''));
+  if (server.length) dialogues.push(Buffer.from(server.map((l) => `${l}\r\n`).join(''), 'latin1'));
+}
+
+// A server that answers everything response_session enqueues, in order.
+const perfect = Buffer.from(
+  [
+    '+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>',
+    '+OK user', '+OK logged in', '+OK', 'TOP', 'UIDL', 'PIPELINING', 'RESP-CODES', '.',
+    '+OK 2 320', '+OK 2 messages', '1 120', '2 200', '.', '+OK 1 120',
+    '+OK', '1 whqtswO00WBw418f9t5JxYwZ', '2 QhdPYR:00WBw1Ph7x7', '.', '+OK 2 QhdPYR:00WBw1Ph7x7',
+    '+OK top', 'Subject: x', '', '.', '+OK 120 octets', 'From: a@example.org', '', '..dot', 'body', '.',
+    '+OK deleted', '-ERR [SYS/PERM] no UTF8', '+OK xtnd', 'data', '.', '+OK reset', '+OK', '+OK bye',
+  ].map((l) => `${l}\r\n`).join(''),
+  'latin1',
+);
+
+// response_session: [flags, chunk, stream_mask, wire…]
+for (const wire of [...dialogues, perfect]) {
+  for (const [flags, chunk, mask] of [[0x00, 0, 0], [0x18, 7, 0x40], [0x01, 1, 0], [0x82, 13, 0xff], [0x7c, 3, 0]]) {
+    write('response_session', Buffer.concat([Buffer.from([flags, chunk, mask]), wire]));
+  }
+}
+write('response_session', Buffer.concat([Buffer.from([0xff, 0, 0]), Buffer.from('1 120\r\n2 200\r\n')]));
+write('response_session', Buffer.concat([Buffer.from([0xff, 0, 0]), Buffer.from('TOP\r\nSASL PLAIN SCRAM-SHA-256\r\nLOGIN-DELAY 900\r\nEXPIRE 60 USER\r\n')]));
+write('response_session', Buffer.from([0x60, 5, 0, ...Buffer.from('+OK hi\r\n+OK\r\nSTLS\r\n.\r\n+OK begin\r\ninjected\r\n+OK\r\nUSER\r\n.\r\n')]));
+
+// multiline: [chunk, body wire…]
+const bodies = [
+  '..leading\r\n..\r\n\r\n...\r\n\xff\xfe\x00 bytes\r\n.\r\n+OK next',
+  'line\n.\n', '.hidden\r\n.\r\n', '.\rx\r\n.\r\n', '.\r\n', 'a\r\n.\r\n.\r\n',
+  ...dialogues.map((d) => d.toString('latin1').split('\r\n').slice(1).join('\r\n')),
+];
+for (const b of bodies) for (const chunk of [1, 3, 64]) write('multiline', Buffer.concat([Buffer.from([chunk]), Buffer.from(b, 'latin1')]));
+
+// sasl_server_messages: [selector, message…]
+const sasl = [
+  [0, 'r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096\nv=rmF9pqV8S7suAoZWja4dJRkFsKQ='],
+  [1, 'r=fyko+d2lbbFgONRv9qkxdawL%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096\nv=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4='],
+  [0, 'e=invalid-proof'], [1, 'm=ext,r=fyko+d2lbbFgONRv9qkxdawLx,s=AA==,i=1'],
+  [2, '{"status":"401","schemes":"bearer mac","scope":"https://mail.google.com/"}'],
+  [3, '{"status":"invalid_token","scope":"example_scope","openid-configuration":"https://example.com/.well-known/openid-configuration"}'],
+  [4, '<1896.697170952@postoffice.reston.mci.net>'], [5, 'Username:'],
+];
+for (const [sel, msg] of sasl) write('sasl_server_messages', Buffer.concat([Buffer.from([sel]), Buffer.from(msg, 'latin1')]));
+
+// bridge_wire: control messages as the README and wire.rs tests write them.
+for (const m of [
+  '{"type":"connect","v":1,"host":"pop.example.com","port":995,"tls":"implicit","token":"s3cret"}',
+  '{"type":"connect","v":1,"host":"h","port":110,"tls":"starttls"}',
+  '{"type":"connect","v":1,"host":"[::1]","port":110,"tls":"none"}',
+  '{"type":"connect","v":1,"host":"0x7f.1","port":110,"tls":"none"}',
+  '{"type":"connect","v":1,"host":"2130706433","port":995,"tls":"implicit","extra":[1,2,{"a":null}]}',
+  '{"type":"stls"}', '{"type":"nope"}', '{}', '127.1', 'pop.example.com.',
+]) write('bridge_wire', m);
+console.log(`seeds written from ${dialogues.length} transcript dialogues`);

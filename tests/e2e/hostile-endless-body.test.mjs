@@ -1,0 +1,112 @@
+// A server that answers RETR with a body that never ends, as fast as it
+// can. retr() collects bodies whole, so without a bound the client grew by
+// gigabytes before its deadline (2.8 GB RSS in 3 s). Now the body stops at
+// the core's max_body (128 MiB): PROTOCOL_ERROR, RSS bounded, no QUIT.
+// retrStream() of the same body is bounded by backpressure instead; the
+// reader decides when to stop. In a file of its own: wasm memory never shrinks, so the
+// other files' memory checks would see this one's high-water mark.
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Pop3Client, Pop3Error } from 'pop3-wasm';
+import { startScripted, preamble } from '../fixtures/scripted.mjs';
+import { startBridge } from '../fixtures/bridge.mjs';
+
+const MAX_BODY = 128 * 1024 * 1024;
+const cleanups = [];
+after(async () => {
+  for (const f of cleanups.reverse()) await f();
+});
+
+async function endlessServer() {
+  const state = { sent: 0 };
+  const srv = await startScripted(async (c) => {
+    await preamble(c, { capa: ['USER'] });
+    await c.line();
+    await c.send('+OK\r\n');
+    await c.line();
+    await c.send('+OK\r\n');
+    await c.line();
+    await c.send('+OK\r\nUSER\r\n.\r\n');
+    if (!/^RETR /.test(await c.line())) return;
+    await c.send('+OK 1000 octets (not really)\r\n');
+    const block = Buffer.alloc(1 << 20, 0x61);
+    for (let i = 99; i < block.length; i += 100) block[i] = 0x0a;
+    while (!c.socket.destroyed) {
+      await c.send(block);
+      state.sent += block.length;
+    }
+  });
+  cleanups.push(() => srv.stop());
+  return { srv, state };
+}
+
+function peakRss() {
+  let peak = process.memoryUsage().rss;
+  const t = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  return () => {
+    clearInterval(t);
+    return Math.max(peak, process.memoryUsage().rss);
+  };
+}
+
+for (const via of ['bridge', 'direct']) {
+  describe(`via ${via}`, () => {
+    async function connect(port, extra = {}) {
+      let route = {};
+      if (via === 'bridge') {
+        const bridge = await startBridge({ allow: [`127.0.0.1:${port}`] });
+        cleanups.push(() => bridge.stop());
+        route = { bridge: bridge.url };
+      }
+      const c = await Pop3Client.connect({ ...route, host: '127.0.0.1', port, tls: 'none', allowInsecureAuth: true, timeoutMs: 60000, ...extra });
+      await c.auth('USER', { username: 'u', password: 'p' });
+      return c;
+    }
+
+    for (const how of ['retr', 'retr with onProgress']) {
+      test(`an endless body to ${how}: PROTOCOL_ERROR at 128 MiB, memory bounded, no QUIT`, { timeout: 120_000 }, async () => {
+        const { srv, state } = await endlessServer();
+        const c = await connect(srv.port);
+        const before = process.memoryUsage().rss;
+        const stop = peakRss();
+        let progress = 0;
+        const opts = how === 'retr' ? {} : { onProgress: (n) => (progress = n) };
+        const e = await c.retr(1, opts).then(() => assert.fail('resolved'), (e) => e);
+        const peak = stop();
+        assert.ok(e instanceof Pop3Error, String(e?.stack ?? e));
+        assert.equal(e.code, 'PROTOCOL_ERROR', e.message);
+        assert.match(e.message, /longer than/);
+        assert.ok(state.sent >= MAX_BODY, `the server sent ${state.sent} octets`);
+        if (how !== 'retr') assert.ok(progress > MAX_BODY / 2, `progress ${progress}`);
+        const grew = (peak - before) / 1048576;
+        console.log(`${how} via ${via}: the server sent ${(state.sent / 1048576).toFixed(0)} MiB; RSS grew by at most ${grew.toFixed(0)} MiB`);
+        assert.ok(grew < 1024, `RSS grew by ${grew.toFixed(0)} MiB`);
+        await new Promise((r) => setTimeout(r, 100));
+        assert.ok(!srv.received.includes('QUIT'));
+      });
+    }
+
+    test('an endless body to retrStream: a slow reader holds memory down; close() ends it without QUIT', { timeout: 60_000 }, async () => {
+      const { srv, state } = await endlessServer();
+      const c = await connect(srv.port);
+      const before = process.memoryUsage().rss;
+      const stop = peakRss();
+      const stream = await c.retrStream(1);
+      let got = 0;
+      const t0 = Date.now();
+      for await (const chunk of stream) {
+        got += chunk.byteLength;
+        await new Promise((r) => setTimeout(r, 5));
+        if (Date.now() - t0 > 1500) break; // cancels the stream
+      }
+      c.close();
+      const grew = (stop() - before) / 1048576;
+      console.log(`retrStream via ${via}: read ${(got / 1048576).toFixed(1)} MiB, the server got ${(state.sent / 1048576).toFixed(1)} MiB out; RSS grew by at most ${grew.toFixed(0)} MiB`);
+      assert.ok(got > 0);
+      assert.ok(grew < 256, `RSS grew by ${grew.toFixed(0)} MiB`);
+      await assert.rejects(c.noop(), { code: 'CONNECTION_CLOSED' });
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(!srv.received.includes('QUIT'));
+    });
+  });
+}

@@ -1,0 +1,206 @@
+// Secrets never leak: with the bridge at its most verbose (--log-level
+// trace) and requiring access tokens, run full sessions with every
+// mechanism Dovecot offers (SCRAM-SHA-256/1, CRAM-MD5, APOP, PLAIN, LOGIN,
+// USER), over implicit TLS, STLS and plain TCP (so the bridge relays the
+// readable ones in the clear), with right and wrong passwords and tokens.
+// Then scan the bridge's stdout/stderr, every transcript line and every
+// error message for the passwords (and their base64 forms), the tokens and
+// the message bodies retrieved.
+//
+// Transcripts show a retrieved body's lines on purpose (the playground's
+// `S:` data lines): there, body text may appear only as server data lines
+// answering RETR/TOP, never in a command, a status line or an error.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Pop3Client, Pop3Error } from 'pop3-wasm';
+import { startDovecot } from '../fixtures/dovecot.mjs';
+import { startBridge, bridgeBinary } from '../fixtures/bridge.mjs';
+
+let dc;
+let bridge;
+let dir;
+const tokens = {};
+const transcript = [];
+const errors = [];
+const WRONG_PASSWORD = 'wrong-Pw-Zq9-never-shown';
+const WRONG_TOKEN = 'forged-token-Xk7.never-shown';
+
+before(async () => {
+  dc = await startDovecot();
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pop3-wasm-secrets-'));
+  const secretFile = path.join(dir, 'token-secret');
+  fs.writeFileSync(secretFile, 'a-bridge-token-secret-of-enough-length-31415926\n', { mode: 0o600 });
+  for (const port of [dc.ports.pop3, dc.ports.pop3s]) {
+    tokens[port] = execFileSync(bridgeBinary(), ['token', '--host', dc.host, '--port', String(port), '--token-secret-file', secretFile], {
+      encoding: 'utf8',
+    }).trim();
+  }
+  bridge = await startBridge({
+    allow: [`${dc.host}:${dc.ports.pop3},${dc.ports.pop3s}`],
+    caFiles: [dc.caFile],
+    extraArgs: ['--log-level', 'trace', '--token-secret-file', secretFile],
+  });
+});
+
+after(async () => {
+  await bridge?.stop();
+  await dc?.stop();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const MODES = {
+  implicit: () => ({ port: dc.ports.pop3s, tls: 'implicit' }),
+  starttls: () => ({ port: dc.ports.pop3, tls: 'starttls' }),
+  none: () => ({ port: dc.ports.pop3, tls: 'none', allowInsecureAuth: true }),
+};
+
+function connect(mode, extra = {}) {
+  const m = MODES[mode]();
+  return Pop3Client.connect({
+    bridge: bridge.url,
+    host: dc.host,
+    token: tokens[m.port],
+    timeoutMs: 15000,
+    onTranscript: (l) => transcript.push({ ...l, mode }),
+    ...m,
+    ...extra,
+  });
+}
+
+async function expectError(promise, code) {
+  const e = await promise.then(() => assert.fail(`expected ${code}`), (e) => e);
+  assert.ok(e instanceof Pop3Error, String(e?.stack ?? e));
+  errors.push(e);
+  assert.equal(e.code, code, e.message);
+  return e;
+}
+
+/** Logs in with `mech`; everything the mailbox has is read (UIDL, TOP, RETR), then QUIT. */
+async function fullSession(mode, user, mech) {
+  const c = await connect(mode);
+  const { name, password } = dc.users[user];
+  const used = mech === 'APOP' ? await c.apop(name, password) : mech === 'login' ? await c.login(name, password) : await c.auth(mech, { username: name, password });
+  if (mech !== 'login') assert.equal(used, mech);
+  await c.uidl();
+  const n = dc.users[user].count;
+  for (let i = 1; i <= Math.min(n, 8); i++) {
+    assert.deepEqual(Buffer.from(await c.retr(i)), dc.expected(user, i));
+    await c.top(i, 2);
+  }
+  await c.summaries();
+  await c.quit();
+}
+
+const MECHS = ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'CRAM-MD5', 'APOP', 'PLAIN', 'LOGIN', 'USER', 'login'];
+
+test('full sessions with every mechanism, over implicit TLS, STLS and plain TCP', async () => {
+  for (const mode of Object.keys(MODES)) {
+    for (const mech of MECHS) await fullSession(mode, mech === 'APOP' || mech === 'USER' ? 'alice' : mech === 'PLAIN' ? 'jürgen' : 'alice', mech);
+  }
+  await fullSession('implicit', 'jürgen', 'SCRAM-SHA-256');
+  await fullSession('none', 'jürgen', 'LOGIN');
+});
+
+test('wrong passwords with every mechanism, and a forged token', async () => {
+  for (const mode of ['implicit', 'none']) {
+    for (const mech of MECHS) {
+      const c = await connect(mode);
+      const p = mech === 'APOP' ? c.apop('alice', WRONG_PASSWORD) : mech === 'login' ? c.login('alice', WRONG_PASSWORD) : c.auth(mech, { username: 'alice', password: WRONG_PASSWORD });
+      await expectError(p, 'AUTH_FAILED');
+      c.close();
+    }
+  }
+  await expectError(connect('implicit', { token: WRONG_TOKEN }), 'BRIDGE_REJECTED');
+  await expectError(connect('implicit', { token: tokens[dc.ports.pop3] }), 'BRIDGE_REJECTED'); // a real token, for another port
+});
+
+test('a session cut in the middle of a body: the error carries no body text', async () => {
+  const c = await connect('implicit');
+  await c.login('alice', dc.users.alice.password);
+  const stream = await c.retrStream(dc.users.alice.count);
+  const reader = stream.getReader();
+  await reader.read();
+  c.close();
+  const e = await (async () => {
+    for (;;) if ((await reader.read()).done) return null;
+  })().then(() => null, (e) => e);
+  if (e) errors.push(e);
+  errors.push(await c.noop().then(() => assert.fail('open'), (e) => e));
+});
+
+/** Distinctive text from the bodies that were retrieved (ASCII lines of 16+ characters after the header). */
+function bodyNeedles() {
+  const needles = new Set();
+  for (const user of ['alice', 'jürgen']) {
+    for (let n = 1; n <= Math.min(dc.users[user].count, 8); n++) {
+      const text = dc.expected(user, n).toString('latin1');
+      const sep = text.indexOf('\r\n\r\n');
+      if (sep < 0) continue;
+      for (const line of text.slice(sep + 4).split(/\r?\n/)) {
+        const t = line.trim();
+        if (t.length >= 16 && /^[\x20-\x7e]+$/.test(t) && !/^-{2}|^Content-/.test(t)) needles.add(t);
+      }
+    }
+  }
+  return [...needles];
+}
+
+function secretNeedles() {
+  const b64 = (s) => Buffer.from(s, 'utf8').toString('base64');
+  const out = [WRONG_PASSWORD, WRONG_TOKEN, ...Object.values(tokens)];
+  for (const u of ['alice', 'jürgen', 'bob']) {
+    const { name, password } = dc.users[u];
+    out.push(password, b64(password), b64(`\0${name}\0${password}`), b64(`\0${name}\0${WRONG_PASSWORD}`));
+  }
+  out.push(b64(WRONG_PASSWORD));
+  // The token's signature part alone is a secret too.
+  for (const t of Object.values(tokens)) out.push(t.split('.').pop());
+  return out;
+}
+
+test('no password, token or body text in the bridge logs, the transcripts or the errors', async () => {
+  await new Promise((r) => setTimeout(r, 200)); // the bridge's last log lines
+  const logs = bridge.logs() + bridge.stdout();
+  assert.ok(logs.length > 10_000, `trace logging is on (${logs.length} bytes)`);
+  assert.ok(transcript.length > 500, `${transcript.length} transcript lines`);
+  assert.ok(errors.length >= 18, `${errors.length} errors`);
+  const errorText = errors.map((e) => [e.message, e.serverText ?? '', e.respCode ?? '', e.stack ?? ''].join('\n')).join('\n');
+  const transcriptText = transcript.map((l) => `${l.dir}: ${l.line}`).join('\n');
+  const secrets = secretNeedles();
+  for (const s of secrets) {
+    assert.ok(!logs.includes(s), `the bridge logged a secret (${s.slice(0, 4)}…)`);
+    assert.ok(!transcriptText.includes(s), `a transcript shows a secret (${s.slice(0, 4)}…)`);
+    assert.ok(!errorText.includes(s), `an error shows a secret (${s.slice(0, 4)}…)`);
+  }
+  const bodies = bodyNeedles();
+  assert.ok(bodies.length >= 5, `${bodies.length} body needles`);
+  // Transcript lines that may carry body text: server data lines after RETR/TOP.
+  const notData = [];
+  let inBody = false;
+  for (const l of transcript) {
+    if (l.dir === 'C') {
+      inBody = false;
+      notData.push(l.line);
+      continue;
+    }
+    if (/^(\+OK|-ERR)/.test(l.line) && !inBody) {
+      notData.push(l.line);
+      const cmd = [...transcript.slice(0, transcript.indexOf(l))].reverse().find((x) => x.dir === 'C');
+      inBody = /^(RETR|TOP) /.test(cmd?.line ?? '') && l.line.startsWith('+OK');
+    }
+  }
+  const notDataText = notData.join('\n');
+  for (const b of bodies) {
+    assert.ok(!logs.includes(b), `the bridge logged body text: ${b}`);
+    assert.ok(!errorText.includes(b), `an error shows body text: ${b}`);
+    assert.ok(!notDataText.includes(b), `a command or status line shows body text: ${b}`);
+  }
+  // Every credential-bearing command line is redacted.
+  for (const l of transcript.filter((l) => l.dir === 'C')) {
+    if (/^(PASS|APOP|AUTH \S+ \S)/.test(l.line)) assert.match(l.line, /\[redacted\]/, l.line);
+  }
+});
