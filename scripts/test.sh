@@ -11,11 +11,12 @@ bash scripts/build.sh
 echo "== cargo test (core transcripts, bridge sockets)"
 cargo test --workspace --quiet
 
-echo "== node --test (end to end: Dovecot, scripted and hostile servers, pages in Chromium, CLIs, bench smoke)"
-node --test tests/e2e/*.test.mjs
+echo "== fuzz (cargo-fuzz, 60 s per target)"
+bash scripts/fuzz.sh 60
 
 echo "== load (1000 concurrent sessions, 1-minute soak)"
 node --test tests/load/load.test.mjs
 
-echo "== fuzz (cargo-fuzz, 60 s per target)"
-bash scripts/fuzz.sh 60
+# Last, so the run ends on the suite's summary.
+echo "== node --test (end to end: Dovecot, scripted and hostile servers, pages in Chromium, CLIs, bench smoke)"
+node --test tests/e2e/*.test.mjs
