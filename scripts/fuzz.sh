@@ -26,7 +26,8 @@ fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"
-  cargo install cargo-fuzz --locked
+  # --force: cargo may still list it as installed when only the binary is gone.
+  cargo install --force cargo-fuzz --locked
 fi
 
 export RUSTC_BOOTSTRAP=1

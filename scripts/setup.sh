@@ -72,7 +72,8 @@ setup_rust() {
   if [ "$have" != "$want" ]; then
     say "installing wasm-bindgen-cli $want (found: ${have:-none}); this takes a few minutes"
     # Deliberately without --locked: it fails to build in this environment.
-    cargo install wasm-bindgen-cli --version "=$want"
+    # --force: cargo may still list it as installed when only the binary is gone.
+    cargo install --force wasm-bindgen-cli --version "=$want"
   fi
 }
 
