@@ -45,7 +45,7 @@ use tower_http::services::ServeDir;
 use tracing::{debug, info, warn};
 
 use crate::{
-    config::{CLIENT_READ_BUFFER, Config, UPSTREAM_CHUNK, UPSTREAM_CHUNK_BULK},
+    config::{CLIENT_READ_BUFFER, Config, UPSTREAM_CHUNK},
     limits::{ClientKey, Limiter, Refused},
     metrics::{Metrics, Reject},
     relay,
@@ -275,11 +275,10 @@ async fn pop3(
         .max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(CLIENT_READ_BUFFER)
-        // The relay awaits each send, so this holds about one chunk (up to
-        // UPSTREAM_CHUNK_BULK while the server sends in bulk); the cap only
-        // guards against a bug turning into unbounded memory.
+        // The relay awaits each send, so this holds about one chunk; the
+        // cap only guards against a bug turning into unbounded memory.
         .write_buffer_size(UPSTREAM_CHUNK)
-        .max_write_buffer_size(2 * UPSTREAM_CHUNK_BULK + max)
+        .max_write_buffer_size(4 * UPSTREAM_CHUNK + max)
         .on_upgrade(move |socket| async move {
             let admission = match admission {
                 Ok(admission) => admission,

@@ -39,7 +39,7 @@ use tokio::{
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
-    config::{Config, Timeouts, UPSTREAM_CHUNK, UPSTREAM_CHUNK_BULK},
+    config::{Config, Timeouts, UPSTREAM_CHUNK},
     metrics::{Metrics, Reject},
     policy::{Host, Refusal},
     token::TokenError,
@@ -555,16 +555,7 @@ async fn relay_phase(
                     Ok(0) => return UpEnd::Eof,
                     Ok(n) => {
                         counters.add_down(n);
-                        // Bulk (the read filled the buffer): larger reads;
-                        // a short read: back to the small chunk.
-                        let next = if n == buf.capacity() {
-                            UPSTREAM_CHUNK_BULK
-                        } else if n < UPSTREAM_CHUNK {
-                            UPSTREAM_CHUNK
-                        } else {
-                            buf.capacity()
-                        };
-                        let chunk = std::mem::replace(&mut buf, Vec::with_capacity(next));
+                        let chunk = std::mem::replace(&mut buf, Vec::with_capacity(UPSTREAM_CHUNK));
                         let msg = Message::Binary(Bytes::from(chunk));
                         if tx.send(msg).await.is_err() {
                             return UpEnd::ClientGone;
