@@ -1,9 +1,10 @@
 // Every login mechanism Dovecot offers, through the bridge and direct.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Pop3Client, Pop3Error } from 'pop3-wasm';
+import { Pop3Client } from 'pop3-wasm';
 import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startBridge } from '../fixtures/bridge.mjs';
+import { rejectsWith } from '../fixtures/assert.mjs';
 
 let dc; // every mechanism
 let plainOnly; // readable mechanisms only
@@ -23,13 +24,6 @@ after(async () => {
   await dc?.stop();
   await plainOnly?.stop();
 });
-
-async function rejectsWith(promise, code) {
-  const e = await promise.then(() => assert.fail(`expected ${code}`), (e) => e);
-  assert.ok(e instanceof Pop3Error, String(e?.stack ?? e));
-  assert.equal(e.code, code, e.message);
-  return e;
-}
 
 // Through the bridge, or direct (no `bridge`; both test CAs given as `ca`).
 function connector(via) {

@@ -5,26 +5,15 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { Pop3Client, Pop3Error } from 'pop3-wasm';
+import { Pop3Client } from 'pop3-wasm';
 import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startBridgeFor } from '../fixtures/bridge.mjs';
+import { rejectsWith } from '../fixtures/assert.mjs';
 
 let dc;
 let bridge;
 
-
 const alice = () => dc.users.alice;
-
-async function rejectsWith(promise, code) {
-  const e = await promise.then(
-    () => assert.fail(`expected ${code}, but it succeeded`),
-    (e) => e,
-  );
-  assert.ok(e instanceof Pop3Error, `expected a Pop3Error, got ${e?.stack ?? e}`);
-  assert.ok(e instanceof Error);
-  assert.equal(e.code, code, e.message);
-  return e;
-}
 
 /** The whole suite, through the bridge or direct. */
 function suite(via) {

@@ -6,12 +6,13 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { Pop3Client, Pop3Error } from 'pop3-wasm';
+import { Pop3Client } from 'pop3-wasm';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
 import { startScripted, preamble } from '../fixtures/scripted.mjs';
 import { startBridge } from '../fixtures/bridge.mjs';
+import { rejectsWith } from '../fixtures/assert.mjs';
 
 const cleanups = [];
 after(async () => {
@@ -35,18 +36,21 @@ async function scriptedVia(via, script) {
   return { srv, bridge, connect };
 }
 
-async function rejectsWith(promise, code) {
-  const e = await promise.then(() => assert.fail(`expected ${code}`), (e) => e);
-  assert.ok(e instanceof Pop3Error, String(e?.stack ?? e));
-  assert.equal(e.code, code, e.message);
-  return e;
-}
-
 /** Answers the CAPA the client asks after a login. */
 async function recapa(c, caps = ['USER']) {
   assert.equal(await c.line(), 'CAPA');
   await c.send(`+OK\r\n${caps.map((x) => `${x}\r\n`).join('')}.\r\n`);
 }
+
+/** The USER/PASS login many scripts share, then the CAPA asked after it. */
+async function userPass(c, caps = ['USER']) {
+  assert.equal(await c.line(), 'USER u');
+  await c.send('+OK\r\n');
+  assert.equal(await c.line(), 'PASS p');
+  await c.send('+OK\r\n');
+  await recapa(c, caps);
+}
+
 
 /** Every scenario through the bridge, then direct. */
 function suite(via) {
@@ -139,11 +143,7 @@ function suite(via) {
       const order = [];
       const { srv, connect } = await scripted(async (c) => {
         await preamble(c, { capa: pipelining ? ['USER', 'PIPELINING'] : ['USER'] });
-        assert.equal(await c.line(), 'USER u');
-        await c.send('+OK\r\n');
-        assert.equal(await c.line(), 'PASS p');
-        await c.send('+OK\r\n');
-        await recapa(c, pipelining ? ['USER', 'PIPELINING'] : ['USER']);
+        await userPass(c, pipelining ? ['USER', 'PIPELINING'] : ['USER']);
         // Read the first command, wait, then see how many others had arrived.
         for (let i = 0; i < 5; i++) {
           const l = await c.line();
@@ -174,11 +174,7 @@ function suite(via) {
     let arrivedBeforeFirstReply = 0;
     const { srv, connect } = await scripted(async (c) => {
       await preamble(c, { capa: ['USER', 'PIPELINING'] });
-      await c.line();
-      await c.send('+OK\r\n');
-      await c.line();
-      await c.send('+OK\r\n');
-      await recapa(c, ['USER', 'PIPELINING']);
+      await userPass(c, ['USER', 'PIPELINING']);
       await c.line();
       await new Promise((r) => setTimeout(r, 100));
       arrivedBeforeFirstReply = c.socket.bytesRead;
@@ -292,11 +288,7 @@ function suite(via) {
   test('AbortSignal: an aborted call rejects with the reason and drops the session without QUIT', async () => {
     const { srv, connect } = await scripted(async (c) => {
       await preamble(c, { capa: ['USER'] });
-      assert.equal(await c.line(), 'USER u');
-      await c.send('+OK\r\n');
-      assert.equal(await c.line(), 'PASS p');
-      await c.send('+OK\r\n');
-      await recapa(c);
+      await userPass(c);
       assert.equal(await c.line(), 'DELE 1');
       await c.send('+OK marked\r\n');
       assert.equal(await c.line(), 'RETR 1'); // never answered
@@ -321,11 +313,7 @@ function suite(via) {
   test('keepalive: NOOP after the idle time, only in TRANSACTION', async () => {
     const { srv, connect } = await scripted(async (c) => {
       await preamble(c, { capa: ['USER'] });
-      await c.line();
-      await c.send('+OK\r\n');
-      await c.line();
-      await c.send('+OK\r\n');
-      await recapa(c);
+      await userPass(c);
       for (;;) {
         const l = await c.line();
         if (l === null) break;
@@ -366,11 +354,7 @@ function suite(via) {
     let sent = 0;
     const { srv, connect } = await scripted(async (c) => {
       await preamble(c, { capa: ['USER', 'PIPELINING'] });
-      await c.line();
-      await c.send('+OK\r\n');
-      await c.line();
-      await c.send('+OK\r\n');
-      await recapa(c);
+      await userPass(c);
       assert.equal(await c.line(), 'RETR 1');
       await c.send(`+OK ${LINES * (LINE.length - 1)} octets\r\n`);
       const block = Buffer.concat(Array(1024).fill(LINE));

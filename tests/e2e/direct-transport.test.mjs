@@ -8,8 +8,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
-import { Pop3Client, Pop3Error } from 'pop3-wasm';
+import { Pop3Client } from 'pop3-wasm';
 import { startDovecot } from '../fixtures/dovecot.mjs';
+import { rejectsWith } from '../fixtures/assert.mjs';
 
 let dc;
 let key;
@@ -26,13 +27,6 @@ after(async () => {
   for (const s of servers) s.close();
   await dc?.stop();
 });
-
-async function rejectsWith(promise, code) {
-  const e = await promise.then(() => assert.fail(`expected ${code}`), (e) => e);
-  assert.ok(e instanceof Pop3Error, String(e?.stack ?? e));
-  assert.equal(e.code, code, e.message);
-  return e;
-}
 
 /** A TLS POP3 server with the Dovecot certificate; records the SNI it saw. */
 async function tlsServer(address = '127.0.0.1') {
