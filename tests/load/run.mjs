@@ -6,17 +6,16 @@
 //   node tests/load/run.mjs --sessions 0 --soak 3600   # soak only, an hour
 //
 // Prints the bridge's RSS and fd count every 10 s of the soak and a summary;
-// exits 1 on any failed session, a leaked fd, or RSS growing by more than
-// --max-growth-mib (16) during the soak.
+// exits 1 on any failed session, a leaked fd, or RSS not back within
+// RSS_SLACK_KIB (4 MiB) of the idle figure after the burst and the soak.
 import { parseArgs } from 'node:util';
-import { startLoadEnv, oneSession, concurrent, steady, settle } from './harness.mjs';
+import { startLoadEnv, oneSession, concurrent, steady, settle, RSS_SLACK_KIB } from './harness.mjs';
 
 const { values } = parseArgs({
   options: {
     sessions: { type: 'string', default: '1000' },
     soak: { type: 'string', default: '600' },
     rate: { type: 'string', default: '50' },
-    'max-growth-mib': { type: 'string', default: '16' },
   },
 });
 const sessions = Number(values.sessions);
@@ -37,7 +36,7 @@ try {
     console.log(`burst: ${sessions} concurrent in ${r.ms} ms (${r.perSecond.toFixed(0)}/s), ${r.errors.length} errors; ` +
       `peak ${MiB(r.peak.rssKiB)} RSS ${r.peak.fds} fds; after ${MiB(base.rssKiB)} RSS ${base.fds} fds`);
     for (const e of r.errors.slice(0, 10)) console.log(`  ${e.code ?? ''} ${e.message}`);
-    failed ||= r.errors.length > 0 || base.fds !== idle.fds;
+    failed ||= r.errors.length > 0 || base.fds !== idle.fds || base.rssKiB > idle.rssKiB + RSS_SLACK_KIB;
   }
   if (soak > 0) {
     const t0 = Date.now();
@@ -50,7 +49,7 @@ try {
     console.log(`soak: ${r.sessions} sessions in ${(r.ms / 1000).toFixed(0)} s, ${r.errors.length} errors, at most ${r.maxInFlight} at once; ` +
       `after ${MiB(end.rssKiB)} RSS (was ${MiB(base.rssKiB)}), ${end.fds} fds (idle ${idle.fds})`);
     for (const e of r.errors.slice(0, 10)) console.log(`  ${e.code ?? ''} ${e.message}`);
-    failed ||= r.errors.length > 0 || end.fds !== idle.fds || end.rssKiB > base.rssKiB + Number(values['max-growth-mib']) * 1024;
+    failed ||= r.errors.length > 0 || end.fds !== idle.fds || end.rssKiB > idle.rssKiB + RSS_SLACK_KIB;
   }
 } finally {
   await env.stop();
