@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  WebSocket rx ──BINARY──► write_all ──────────► upstream   (ws_to_upstream)
-//!  WebSocket tx ◄─BINARY─── read ≤64/256 KiB ◄── upstream   (upstream_to_ws)
+//!  WebSocket tx ◄─BINARY─── read ≤64 KiB ◄──────── upstream   (upstream_to_ws)
 //! ```
 //!
 //! Both directions run concurrently in one task, so neither can stall the
@@ -27,6 +27,7 @@ use axum::{
     body::Bytes,
     extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
 };
+use bytes::{BufMut, BytesMut};
 use futures_util::{
     SinkExt, StreamExt,
     stream::{SplitSink, SplitStream},
@@ -525,10 +526,12 @@ async fn relay_phase(
 
     let outcome = {
         let upstream_to_ws = async {
-            // Read into spare capacity (never zero-filled), and hand the
-            // filled Vec to the frame as it is: no copy, and an idle
-            // session never touches its buffer's pages.
-            let mut buf = Vec::with_capacity(UPSTREAM_CHUNK);
+            // Read into spare capacity (never zero-filled) and hand the
+            // filled part to the frame as it is (no copy). The frame is
+            // written out before the next read, so `reserve` finds the
+            // block unshared again and reuses it: no allocation per read,
+            // and an idle session touches only the pages it has read into.
+            let mut buf = BytesMut::new();
             let every = config.timeouts.ping_interval;
             let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -549,14 +552,17 @@ async fn relay_phase(
                         }
                         continue;
                     }
-                    read = rd.read_buf(&mut buf) => read,
+                    read = async {
+                        buf.reserve(UPSTREAM_CHUNK);
+                        // At most one chunk, whatever `reserve` gave.
+                        rd.read_buf(&mut (&mut buf).limit(UPSTREAM_CHUNK)).await
+                    } => read,
                 };
                 match read {
                     Ok(0) => return UpEnd::Eof,
                     Ok(n) => {
                         counters.add_down(n);
-                        let chunk = std::mem::replace(&mut buf, Vec::with_capacity(UPSTREAM_CHUNK));
-                        let msg = Message::Binary(Bytes::from(chunk));
+                        let msg = Message::Binary(buf.split().freeze());
                         if tx.send(msg).await.is_err() {
                             return UpEnd::ClientGone;
                         }
