@@ -76,4 +76,10 @@ for (const m of [
   '{"type":"connect","v":1,"host":"2130706433","port":995,"tls":"implicit","extra":[1,2,{"a":null}]}',
   '{"type":"stls"}', '{"type":"nope"}', '{}', '127.1', 'pop.example.com.',
 ]) write('bridge_wire', m);
+// bridge_stls_reply: [read size, what the server sent after STLS…]
+for (const [size, reply] of [
+  [0, '+OK Begin TLS negotiation\r\n'], [1, '+OK\r\n'], [5, '+OK go ahead\r\n+OK injected\r\n'],
+  [0, '-ERR TLS not available\r\n'], [3, '-ERR [SYS/TEMP] later\r\n+OK\r\n'], [7, '+OK no CR\n\x16\x03\x01'],
+  [0, '+OK cut sh'], [200, `+OK ${'x'.repeat(4100)}\r\n`], [0, `-ERR ${'y'.repeat(4089)}\r\n`],
+]) write('bridge_stls_reply', Buffer.concat([Buffer.from([size]), Buffer.from(reply, 'latin1')]));
 console.log(`seeds written from ${dialogues.length} transcript dialogues`);

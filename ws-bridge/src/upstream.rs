@@ -195,32 +195,66 @@ pub enum StlsReply {
     Closed(Vec<u8>),
 }
 
+/// Splits the server's answer to `STLS` into its reply line and what came
+/// after it in the same read, as the bytes arrive (no I/O, so that it can
+/// be fuzzed: `fuzz/fuzz_targets/bridge_stls_reply.rs`).
+///
+/// The line is everything up to and including the first LF, which must
+/// come within [`MAX_STLS_REPLY`] bytes whatever the reads were.
+#[derive(Debug, Default)]
+pub struct StlsReplyReader {
+    line: Vec<u8>,
+}
+
+impl StlsReplyReader {
+    /// How many bytes the next read should take at most.
+    pub fn room(&self) -> usize {
+        MAX_STLS_REPLY - self.line.len()
+    }
+
+    /// Takes one read's bytes. `Ok(Some(_))` once the line is complete
+    /// (the rest of this read goes with it); `Err` when there is no LF
+    /// within [`MAX_STLS_REPLY`] bytes.
+    pub fn feed(&mut self, read: &[u8]) -> Result<Option<StlsReply>, String> {
+        let room = self.room();
+        if let Some(lf) = read.iter().take(room).position(|b| *b == b'\n') {
+            self.line.extend_from_slice(&read[..=lf]);
+            let line = std::mem::take(&mut self.line);
+            return Ok(Some(StlsReply::Line { line, rest: read[lf + 1..].to_vec() }));
+        }
+        if read.len() >= room {
+            return Err("STLS reply line from the server is too long".to_string());
+        }
+        self.line.extend_from_slice(read);
+        Ok(None)
+    }
+
+    /// The server closed: what it sent of a line, if anything.
+    pub fn closed(self) -> StlsReply {
+        StlsReply::Closed(self.line)
+    }
+}
+
 /// Sends `STLS` and reads the reply line, at most [`MAX_STLS_REPLY`] bytes.
 /// Reads straight from the socket (no buffered reader), so nothing after
 /// the line can slip into the TLS handshake unseen.
 pub async fn send_stls(tcp: &mut TcpStream, deadline: Duration) -> Result<StlsReply, String> {
     let exchange = async {
         tcp.write_all(b"STLS\r\n").await.map_err(|e| format!("writing STLS failed: {e}"))?;
-        let mut line = Vec::with_capacity(128);
+        let mut reader = StlsReplyReader::default();
         let mut buf = vec![0u8; MAX_STLS_REPLY];
         loop {
-            let room = MAX_STLS_REPLY - line.len();
-            if room == 0 {
-                return Err("STLS reply line from the server is too long".to_string());
-            }
+            let room = reader.room();
             let n = tcp
                 .read(&mut buf[..room])
                 .await
                 .map_err(|e| format!("reading the STLS reply failed: {e}"))?;
             if n == 0 {
-                return Ok(StlsReply::Closed(line));
+                return Ok(reader.closed());
             }
-            if let Some(lf) = buf[..n].iter().position(|b| *b == b'\n') {
-                line.extend_from_slice(&buf[..=lf]);
-                let rest = buf[lf + 1..n].to_vec();
-                return Ok(StlsReply::Line { line, rest });
+            if let Some(reply) = reader.feed(&buf[..n])? {
+                return Ok(reply);
             }
-            line.extend_from_slice(&buf[..n]);
         }
     };
     timeout(deadline, exchange)
@@ -241,6 +275,55 @@ pub fn discard_pending(tcp: &TcpStream) -> usize {
         }
         if discarded > 1 << 20 {
             return discarded;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line_and_rest(reply: StlsReply) -> (Vec<u8>, Vec<u8>) {
+        match reply {
+            StlsReply::Line { line, rest } => (line, rest),
+            StlsReply::Closed(partial) => panic!("closed after {partial:?}"),
+        }
+    }
+
+    #[test]
+    fn stls_reply_line_across_reads_keeps_what_followed() {
+        let mut r = StlsReplyReader::default();
+        assert!(r.feed(b"+OK Be").unwrap().is_none());
+        assert!(r.feed(b"gin TLS\r").unwrap().is_none());
+        let (line, rest) = line_and_rest(r.feed(b"\nINJECTED\r\n").unwrap().unwrap());
+        assert_eq!(line, b"+OK Begin TLS\r\n");
+        assert_eq!(rest, b"INJECTED\r\n");
+    }
+
+    #[test]
+    fn stls_reply_line_of_the_longest_length_and_one_byte_more() {
+        let mut longest = vec![b'x'; MAX_STLS_REPLY - 1];
+        longest.push(b'\n');
+        let (line, rest) = line_and_rest(StlsReplyReader::default().feed(&longest).unwrap().unwrap());
+        assert_eq!(line.len(), MAX_STLS_REPLY);
+        assert!(rest.is_empty());
+
+        // The LF one byte too far, in one read or byte by byte.
+        let mut too_long = vec![b'x'; MAX_STLS_REPLY];
+        too_long.push(b'\n');
+        assert!(StlsReplyReader::default().feed(&too_long).is_err());
+        let mut r = StlsReplyReader::default();
+        let first_err = too_long.iter().position(|b| r.feed(std::slice::from_ref(b)).is_err());
+        assert_eq!(first_err, Some(MAX_STLS_REPLY - 1));
+    }
+
+    #[test]
+    fn stls_reply_cut_short_is_handed_back() {
+        let mut r = StlsReplyReader::default();
+        assert!(r.feed(b"-ERR no").unwrap().is_none());
+        match r.closed() {
+            StlsReply::Closed(partial) => assert_eq!(partial, b"-ERR no"),
+            StlsReply::Line { .. } => panic!("a line without LF"),
         }
     }
 }
