@@ -68,6 +68,13 @@ export interface ConnectOptions {
   pipelining?: boolean;
   /** Commands in flight at once when pipelining. Default 64. */
   pipelineWindow?: number;
+  /**
+   * The longest body `retr()` and `top()` collect whole, in octets (an
+   * integer up to 2147483647). Default 134217728 (128 MiB). A longer body
+   * ends the session with `PROTOCOL_ERROR` (no QUIT, nothing deleted);
+   * `retrStream()` and `topStream()` have no such limit.
+   */
+  maxBodyBytes?: number;
   /** Send NOOP after this many idle ms in TRANSACTION state. */
   keepaliveMs?: number;
   /** A WebSocket constructor for runtimes without a global one. */

@@ -178,6 +178,26 @@ function suite(via) {
     c.close();
   });
 
+  test('maxBodyBytes: a body over the limit ends the session, nothing is lost; one at the limit passes', async () => {
+    const a = alice();
+    const big = a.count; // the 5 MB message is the last one
+    const expected = dc.expected('alice', big);
+    assert.ok(expected.length > 1 << 20);
+    const lines = [];
+    let c = await loggedIn('alice', { maxBodyBytes: 1 << 20, onTranscript: (l) => lines.push(`${l.dir}: ${l.line}`) });
+    await c.dele(1);
+    const e = await rejectsWith(c.retr(big), 'PROTOCOL_ERROR');
+    assert.match(e.message, /longer than 1048576 octets/);
+    // The session is over: every later call fails the same way.
+    await rejectsWith(c.stat(), 'PROTOCOL_ERROR');
+    assert.ok(!lines.some((l) => l.startsWith('C: QUIT')), 'no QUIT went out');
+    // Nothing was deleted. A limit the message fits in exactly: read whole.
+    c = await loggedIn('alice', { maxBodyBytes: expected.length });
+    assert.equal((await c.stat()).count, a.count);
+    assert.ok(Buffer.from(await c.retr(big)).equals(expected));
+    c.close();
+  });
+
   test('commands in the wrong state are refused without being sent', async () => {
     const lines = [];
     const c = await Pop3Client.connect(opts({ onTranscript: (l) => lines.push(`${l.dir}: ${l.line}`) }));
@@ -237,6 +257,10 @@ function suite(via) {
     await rejectsWith(Pop3Client.connect(opts({ host: undefined })), 'INVALID_ARGUMENT');
     await rejectsWith(Pop3Client.connect(opts({ tls: 'sometimes' })), 'INVALID_ARGUMENT');
     await rejectsWith(Pop3Client.connect(opts({ port: 70000 })), 'INVALID_ARGUMENT');
+    for (const maxBodyBytes of [0, -1, 1.5, 2 ** 31, '1048576']) {
+      const e = await rejectsWith(Pop3Client.connect(opts({ maxBodyBytes })), 'INVALID_ARGUMENT');
+      assert.match(e.message, /maxBodyBytes/);
+    }
   });
 
   if (via === 'bridge')

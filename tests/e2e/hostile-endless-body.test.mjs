@@ -86,6 +86,19 @@ for (const via of ['bridge', 'direct']) {
       });
     }
 
+    test('an endless body with maxBodyBytes 1 MiB: PROTOCOL_ERROR at the limit, no QUIT', { timeout: 60_000 }, async () => {
+      const { srv, state } = await endlessServer();
+      const c = await connect(srv.port, { maxBodyBytes: 1 << 20 });
+      const e = await c.retr(1).then(() => assert.fail('resolved'), (e) => e);
+      assert.equal(e.code, 'PROTOCOL_ERROR', e.message);
+      assert.match(e.message, /longer than 1048576 octets/);
+      // The client stopped at its limit, not at the default's 128 MiB.
+      assert.ok(state.sent < 64 * 1024 * 1024, `the server sent ${state.sent} octets`);
+      await assert.rejects(c.noop(), { code: 'PROTOCOL_ERROR' });
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(!srv.received.includes('QUIT'));
+    });
+
     test('an endless body to retrStream: a slow reader holds memory down; close() ends it without QUIT', { timeout: 60_000 }, async () => {
       const { srv, state } = await endlessServer();
       const c = await connect(srv.port);

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   await c.quit();
   c.close();
   // Node: the direct transport.
-  const d = await Pop3Client.connect({ host: 'pop.example.com', port: 995, ca: '-----BEGIN CERTIFICATE-----' });
+  const d = await Pop3Client.connect({ host: 'pop.example.com', port: 995, ca: '-----BEGIN CERTIFICATE-----', maxBodyBytes: 1 << 20 });
   d.close();
   try {
     await c.noop();
@@ -36,6 +36,8 @@ async function main(): Promise<void> {
     if (e instanceof Pop3Error && e.code === 'TIMEOUT') console.log(e.respCode, e.serverText);
   }
   void [tls, mech, count, size, one, all, body, stream, subject, err, ok, lines];
+  // @ts-expect-error: maxBodyBytes is a number of octets
+  await Pop3Client.connect({ host: 'x', maxBodyBytes: '1 MiB' });
   // @ts-expect-error: tls takes three values only
   await Pop3Client.connect({ host: 'x', tls: 'sometimes' });
   // @ts-expect-error: error codes are a closed list

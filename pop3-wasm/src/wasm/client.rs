@@ -29,6 +29,8 @@ use crate::summary::summarize;
 /// The session wire format spoken with ws-bridge (see the README).
 const SUBPROTOCOL: &str = "pop3-bridge.v1";
 const DEFAULT_TIMEOUT_MS: f64 = 30_000.0;
+/// The largest `maxBodyBytes`: a wasm32 buffer holds at most `isize::MAX`.
+const MAX_BODY_LIMIT: f64 = 2_147_483_647.0;
 /// Bytes a `ReadableStream` may hold before the socket is paused.
 const STREAM_HIGH_WATER: f64 = 1024.0 * 1024.0;
 
@@ -117,6 +119,8 @@ struct Inner {
     port: u16,
     last_activity: f64,
     keepalive: Option<Interval>,
+    /// The longest body `retr`/`top` collect whole (`maxBodyBytes`).
+    max_body: usize,
 }
 
 impl Inner {
@@ -256,7 +260,7 @@ fn dispatch(shared: &Shared) {
                         actions.push(Action::Progress(on_progress.clone(), buf.len() as f64, total.clone()));
                         // The bound the core puts on a body it collects itself:
                         // an endless body must not grow the client forever.
-                        let max = Options::default().max_body;
+                        let max = inner.max_body;
                         if buf.len() > max {
                             inner.session.fail(crate::proto::Error::Protocol(format!(
                                 "multi-line answer longer than {max} octets without its end (read big messages as a stream)"
@@ -680,6 +684,7 @@ struct ConnectOptions {
     allow_insecure_auth: bool,
     pipelining: bool,
     pipeline_window: usize,
+    max_body: usize,
     keepalive_ms: Option<f64>,
 }
 
@@ -728,6 +733,17 @@ impl ConnectOptions {
                 return Err(Failure::invalid_argument("`pipelineWindow` must be an integer from 1 to 4096"));
             }
         };
+        let max_body = match get(o, "maxBodyBytes") {
+            v if v.is_undefined() => Options::default().max_body,
+            v => match v.as_f64() {
+                Some(n) if n.fract() == 0.0 && (1.0..=MAX_BODY_LIMIT).contains(&n) => n as usize,
+                _ => {
+                    return Err(Failure::invalid_argument(
+                        "`maxBodyBytes` must be an integer from 1 to 2147483647",
+                    ));
+                }
+            },
+        };
         Ok(Self {
             bridge,
             host,
@@ -741,6 +757,7 @@ impl ConnectOptions {
             allow_insecure_auth: get(o, "allowInsecureAuth").is_truthy(),
             pipelining: get(o, "pipelining").as_bool() != Some(false),
             pipeline_window,
+            max_body,
             keepalive_ms: opt_ms(o, "keepaliveMs")?,
         })
     }
@@ -871,6 +888,7 @@ async fn connect(opts: ConnectOptions) -> Result<Pop3Client, Failure> {
         stls_by_transport: true,
         pipelining: opts.pipelining,
         pipelining_window: opts.pipeline_window,
+        max_body: opts.max_body,
         ..Options::default()
     });
     let shared: Shared = Rc::new(RefCell::new(Inner {
@@ -896,6 +914,7 @@ async fn connect(opts: ConnectOptions) -> Result<Pop3Client, Failure> {
         port: opts.port,
         last_activity: js_sys::Date::now(),
         keepalive: None,
+        max_body: opts.max_body,
     }));
     let client = Pop3Client { shared: shared.clone() };
     let d = opts.deadlines;
