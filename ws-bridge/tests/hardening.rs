@@ -54,9 +54,7 @@ fn fake_resolver() -> Resolver {
 }
 
 async fn expect_not_allowed(bridge: &Bridge, host: &str, port: u16) {
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, host, port, "none").await;
-    let msg = next_json(&mut ws).await;
+    let (mut ws, msg) = bridge.open_session(host, port, "none").await;
     assert_eq!(
         msg,
         serde_json::json!({"type":"error","code":"BRIDGE_REJECTED","message":"not allowed"}),
@@ -162,9 +160,7 @@ async fn policy_matrix_every_denial_looks_the_same_and_connects_nowhere() {
     expect_not_allowed(&bridge, "localhost", port + 1).await;
     expect_not_allowed(&bridge, "127.0.0.1", port).await;
     assert_eq!(counting.connections().await, 0);
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "localhost", port, "none").await;
-    assert_eq!(next_json(&mut ws).await["type"], "connected");
+    let _ws = bridge.connected_session("localhost", port, "none").await;
     assert_eq!(counting.connections().await, 1, "the counting listener does count");
 }
 
@@ -250,9 +246,7 @@ async fn tokens_are_required_bound_to_the_destination_and_expire() {
 /// notices a close, which takes a moment).
 async fn eventually_admitted(bridge: &Bridge) {
     for _ in 0..50 {
-        let mut ws = bridge.ws().await;
-        send_connect(&mut ws, "127.0.0.1", 1, "none").await;
-        let msg = next_json(&mut ws).await;
+        let (_ws, msg) = bridge.open_session("127.0.0.1", 1, "none").await;
         if msg["message"] == "not allowed" {
             return;
         }
@@ -321,27 +315,9 @@ async fn greeting_upstream() -> (u16, tokio::task::JoinHandle<()>) {
     .await
 }
 
-#[tokio::test]
-async fn an_idle_session_is_closed_with_4408_and_the_upstream_dropped() {
-    let (port, server) = greeting_upstream().await;
-    let bridge = Bridge::start(Settings {
-        allow: vec![format!("127.0.0.1:{port}")],
-        timeouts: Timeouts { idle: Duration::from_millis(400), ..Timeouts::default() },
-        ..Settings::default()
-    })
-    .await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "127.0.0.1", port, "none").await;
-    assert_eq!(next_json(&mut ws).await["type"], "connected");
-    assert_eq!(next_binary(&mut ws).await, b"+OK ready\r\n");
-    let message = expect_error(&mut ws, "TIMEOUT", 4408).await;
-    assert!(message.contains("idle"), "{message}");
-    server.await.unwrap();
-}
-
-#[tokio::test]
-async fn a_busy_session_still_ends_at_the_lifetime_limit() {
-    let (port, server) = scripted_upstream(|stream| async move {
+/// An upstream that greets, then answers every line with `+OK` until EOF.
+async fn ok_upstream() -> (u16, tokio::task::JoinHandle<()>) {
+    scripted_upstream(|stream| async move {
         let mut s = BufReader::new(stream);
         write(s.get_mut(), b"+OK ready\r\n").await;
         loop {
@@ -352,21 +328,53 @@ async fn a_busy_session_still_ends_at_the_lifetime_limit() {
             write(s.get_mut(), b"+OK\r\n").await;
         }
     })
-    .await;
-    let bridge = Bridge::start(Settings {
-        allow: vec![format!("127.0.0.1:{port}")],
-        timeouts: Timeouts {
-            idle: Duration::from_millis(300),
-            max_session: Duration::from_millis(900),
-            ..Timeouts::default()
-        },
-        ..Settings::default()
-    })
-    .await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "127.0.0.1", port, "none").await;
-    assert_eq!(next_json(&mut ws).await["type"], "connected");
+    .await
+}
+
+/// Starts a bridge with `settings` that allows only 127.0.0.1:`port`.
+async fn start_allowing_loopback(port: u16, settings: Settings) -> Bridge {
+    Bridge::start(Settings { allow: vec![format!("127.0.0.1:{port}")], ..settings }).await
+}
+
+/// Starts a bridge as `start_allowing_loopback` does and opens a session greeted with `+OK ready`.
+async fn greeted_session(port: u16, settings: Settings) -> (Bridge, Ws) {
+    let bridge = start_allowing_loopback(port, settings).await;
+    let mut ws = bridge.connected_session("127.0.0.1", port, "none").await;
     assert_eq!(next_binary(&mut ws).await, b"+OK ready\r\n");
+    (bridge, ws)
+}
+
+#[tokio::test]
+async fn an_idle_session_is_closed_with_4408_and_the_upstream_dropped() {
+    let (port, server) = greeting_upstream().await;
+    let (_bridge, mut ws) = greeted_session(
+        port,
+        Settings {
+            timeouts: Timeouts { idle: Duration::from_millis(400), ..Timeouts::default() },
+            ..Settings::default()
+        },
+    )
+    .await;
+    let message = expect_error(&mut ws, "TIMEOUT", 4408).await;
+    assert!(message.contains("idle"), "{message}");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_busy_session_still_ends_at_the_lifetime_limit() {
+    let (port, server) = ok_upstream().await;
+    let (_bridge, mut ws) = greeted_session(
+        port,
+        Settings {
+            timeouts: Timeouts {
+                idle: Duration::from_millis(300),
+                max_session: Duration::from_millis(900),
+                ..Timeouts::default()
+            },
+            ..Settings::default()
+        },
+    )
+    .await;
     // NOOP every 100 ms: never idle, but the lifetime runs out.
     let message = loop {
         ws.send(Message::binary(&b"NOOP\r\n"[..])).await.unwrap();
@@ -388,24 +396,13 @@ async fn a_busy_session_still_ends_at_the_lifetime_limit() {
 
 #[tokio::test]
 async fn an_oversized_message_closes_the_session_with_1009() {
-    let (port, server) = scripted_upstream(|stream| async move {
-        let mut s = BufReader::new(stream);
-        write(s.get_mut(), b"+OK ready\r\n").await;
-        let mut rest = Vec::new();
-        s.read_to_end(&mut rest).await.unwrap();
-        assert!(rest.is_empty(), "nothing of the oversized message reached the server");
-    })
+    let (port, server) =
+        silent_after_greeting(b"+OK ready\r\n", "nothing of the oversized message reached the server").await;
+    let (bridge, mut ws) = greeted_session(
+        port,
+        Settings { limits: Limits { max_message_size: 4096, ..Limits::default() }, ..Settings::default() },
+    )
     .await;
-    let bridge = Bridge::start(Settings {
-        allow: vec![format!("127.0.0.1:{port}")],
-        limits: Limits { max_message_size: 4096, ..Limits::default() },
-        ..Settings::default()
-    })
-    .await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "127.0.0.1", port, "none").await;
-    assert_eq!(next_json(&mut ws).await["type"], "connected");
-    assert_eq!(next_binary(&mut ws).await, b"+OK ready\r\n");
     ws.send(Message::binary(vec![b'A'; 10_000])).await.unwrap();
     let message = expect_error(&mut ws, "PROTOCOL_ERROR", 1009).await;
     assert!(message.contains("4096"), "{message}");
@@ -420,16 +417,14 @@ async fn an_oversized_message_closes_the_session_with_1009() {
 #[tokio::test]
 async fn the_bridge_pings_and_drops_a_client_that_stops_answering() {
     let (port, server) = greeting_upstream().await;
-    let bridge = Bridge::start(Settings {
-        allow: vec![format!("127.0.0.1:{port}")],
-        timeouts: Timeouts { ping_interval: Duration::from_millis(100), ..Timeouts::default() },
-        ..Settings::default()
-    })
+    let (_bridge, mut ws) = greeted_session(
+        port,
+        Settings {
+            timeouts: Timeouts { ping_interval: Duration::from_millis(100), ..Timeouts::default() },
+            ..Settings::default()
+        },
+    )
     .await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "127.0.0.1", port, "none").await;
-    assert_eq!(next_json(&mut ws).await["type"], "connected");
-    assert_eq!(next_binary(&mut ws).await, b"+OK ready\r\n");
     // Reading answers pings (tungstenite queues the pong): the session lives on.
     for _ in 0..5 {
         let msg = tokio::time::timeout(STEP, ws.next()).await.unwrap().unwrap().unwrap();
@@ -465,10 +460,8 @@ async fn a_slow_client_makes_the_bridge_stop_reading_the_server() {
         }
     })
     .await;
-    let bridge = Bridge::start(settings_allowing(&[format!("127.0.0.1:{port}")])).await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "127.0.0.1", port, "none").await;
-    assert_eq!(next_json(&mut ws).await["type"], "connected");
+    let bridge = start_allowing_loopback(port, Settings::default()).await;
+    let mut ws = bridge.connected_session("127.0.0.1", port, "none").await;
     // Let it fill every buffer on the way, then check it stopped.
     let mut last = 0;
     for _ in 0..40 {
@@ -535,12 +528,10 @@ async fn serves_wss_with_the_given_certificate() {
         write(s.get_mut(), b"+OK bye\r\n").await;
     })
     .await;
-    let bridge = Bridge::start(Settings {
-        allow: vec![format!("127.0.0.1:{port}")],
-        tls_cert: Some(cert),
-        tls_key: Some(key),
-        ..Settings::default()
-    })
+    let bridge = start_allowing_loopback(
+        port,
+        Settings { tls_cert: Some(cert), tls_key: Some(key), ..Settings::default() },
+    )
     .await;
 
     let mut roots = rustls::RootCertStore::empty();
@@ -597,19 +588,16 @@ async fn metrics_count_sessions_bytes_rejects_and_latency() {
         assert_eq!(read_line(&mut s).await, b"QUIT\r\n"); // 6 bytes up
     })
     .await;
-    let bridge = Bridge::start(Settings {
-        allow: vec![format!("127.0.0.1:{port}")],
-        origins: vec!["https://mail.example.org".into()],
-        ..Settings::default()
-    })
+    let bridge = start_allowing_loopback(
+        port,
+        Settings { origins: vec!["https://mail.example.org".into()], ..Settings::default() },
+    )
     .await;
     let before = http_get(bridge.addr, "/metrics", "").await;
     assert!(before.contains("content-type: text/plain; version=0.0.4"), "{before}");
     assert_eq!(metric(&before, "ws_bridge_sessions_total"), 0.0);
 
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "127.0.0.1", port, "none").await;
-    assert_eq!(next_json(&mut ws).await["type"], "connected");
+    let mut ws = bridge.connected_session("127.0.0.1", port, "none").await;
     assert_eq!(next_binary(&mut ws).await, b"+OK 12345\r\n");
     let during = http_get(bridge.addr, "/metrics", "").await;
     assert_eq!(metric(&during, "ws_bridge_sessions_active"), 1.0);
@@ -644,28 +632,15 @@ async fn metrics_count_sessions_bytes_rejects_and_latency() {
 
 #[tokio::test]
 async fn shutdown_stops_accepting_lets_sessions_run_then_closes_them_with_1001() {
-    let (port, server) = scripted_upstream(|stream| async move {
-        let mut s = BufReader::new(stream);
-        write(s.get_mut(), b"+OK ready\r\n").await;
-        loop {
-            let line = read_line(&mut s).await;
-            if line.is_empty() {
-                return;
-            }
-            write(s.get_mut(), b"+OK\r\n").await;
-        }
-    })
+    let (port, server) = ok_upstream().await;
+    let (mut bridge, mut ws) = greeted_session(
+        port,
+        Settings {
+            timeouts: Timeouts { shutdown: Duration::from_millis(800), ..Timeouts::default() },
+            ..Settings::default()
+        },
+    )
     .await;
-    let mut bridge = Bridge::start(Settings {
-        allow: vec![format!("127.0.0.1:{port}")],
-        timeouts: Timeouts { shutdown: Duration::from_millis(800), ..Timeouts::default() },
-        ..Settings::default()
-    })
-    .await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "127.0.0.1", port, "none").await;
-    assert_eq!(next_json(&mut ws).await["type"], "connected");
-    assert_eq!(next_binary(&mut ws).await, b"+OK ready\r\n");
 
     bridge.begin_shutdown();
     tokio::time::sleep(Duration::from_millis(100)).await;

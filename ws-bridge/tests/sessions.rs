@@ -7,13 +7,9 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::SinkExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, BufReader};
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest, http::HeaderValue};
 use ws_bridge::{Settings, Timeouts};
-
-fn local(port: u16) -> Vec<String> {
-    vec![format!("127.0.0.1:{port}"), format!("localhost:{port}")]
-}
 
 #[tokio::test]
 async fn plain_session_relays_bytes_exactly_both_ways() {
@@ -33,9 +29,8 @@ async fn plain_session_relays_bytes_exactly_both_ways() {
     })
     .await;
     let bridge = Bridge::start(settings_allowing(&local(port))).await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "127.0.0.1", port, "none").await;
-    assert_eq!(next_json(&mut ws).await, serde_json::json!({"type":"connected","tls":null}));
+    let (mut ws, connected) = bridge.open_session("127.0.0.1", port, "none").await;
+    assert_eq!(connected, serde_json::json!({"type":"connected","tls":null}));
     assert_eq!(next_binary(&mut ws).await, b"+OK POP3 ready <1896.697170952@dbc.mailcom>\r\n");
     ws.send(Message::binary(&b"USER al\xff"[..])).await.unwrap();
     ws.send(Message::binary(&b"ice\r\nNOOP\r\n\x00"[..])).await.unwrap();
@@ -59,9 +54,7 @@ async fn client_close_shuts_the_upstream_connection() {
     })
     .await;
     let bridge = Bridge::start(settings_allowing(&local(port))).await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "localhost", port, "starttls").await;
-    assert_eq!(next_json(&mut ws).await["type"], "connected");
+    let mut ws = bridge.connected_session("localhost", port, "starttls").await;
     assert_eq!(next_binary(&mut ws).await, b"+OK hi\r\n");
     ws.close(None).await.unwrap();
     server.await.unwrap();
@@ -70,25 +63,13 @@ async fn client_close_shuts_the_upstream_connection() {
 #[tokio::test]
 async fn implicit_tls_reports_protocol_cipher_and_certificate() {
     let pki = TestPki::new(&["localhost", "127.0.0.1"], (2035, 6, 1));
-    let acceptor = pki.acceptor();
-    let (port, server) = scripted_upstream(move |tcp| async move {
-        let tls = acceptor.accept(tcp).await.unwrap();
-        let mut s = BufReader::new(tls);
+    let (port, server) = tls_upstream(&pki, |mut s| async move {
         write(s.get_mut(), b"+OK TLS greeting\r\n").await;
-        assert_eq!(read_line(&mut s).await, b"QUIT\r\n");
-        write(s.get_mut(), b"+OK bye\r\n").await;
-        s.get_mut().shutdown().await.unwrap();
+        expect_quit_say_bye(&mut s).await;
     })
     .await;
-    let bridge = Bridge::start(Settings {
-        allow: local(port),
-        ca_files: vec![pki.ca_file.clone()],
-        ..Settings::default()
-    })
-    .await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "localhost", port, "implicit").await;
-    let connected = next_json(&mut ws).await;
+    let bridge = Bridge::start_trusting(port, &pki).await;
+    let (mut ws, connected) = bridge.open_session("localhost", port, "implicit").await;
     assert_eq!(connected["type"], "connected");
     let tls = &connected["tls"];
     assert_eq!(tls["protocol"], "TLSv1.3", "{connected}");
@@ -97,30 +78,19 @@ async fn implicit_tls_reports_protocol_cipher_and_certificate() {
     assert_eq!(tls["certificate"]["issuer"], format!("CN={CA_NAME}"));
     assert_eq!(tls["certificate"]["notAfter"], "2035-06-01T00:00:00Z");
     assert_eq!(next_binary(&mut ws).await, b"+OK TLS greeting\r\n");
-    ws.send(Message::binary(&b"QUIT\r\n"[..])).await.unwrap();
-    assert_eq!(next_binary(&mut ws).await, b"+OK bye\r\n");
-    assert_eq!(expect_close(&mut ws).await.0, 1000);
+    quit_expect_bye(&mut ws).await;
     server.await.unwrap();
 }
 
 #[tokio::test]
 async fn implicit_tls_to_an_ip_literal_verifies_the_ip_san() {
     let pki = TestPki::new(&["127.0.0.1"], (2035, 6, 1));
-    let acceptor = pki.acceptor();
-    let (port, server) = scripted_upstream(move |tcp| async move {
-        let mut tls = acceptor.accept(tcp).await.unwrap();
-        write(&mut tls, b"+OK\r\n").await;
+    let (port, server) = tls_upstream(&pki, |mut s| async move {
+        write(s.get_mut(), b"+OK\r\n").await;
     })
     .await;
-    let bridge = Bridge::start(Settings {
-        allow: local(port),
-        ca_files: vec![pki.ca_file.clone()],
-        ..Settings::default()
-    })
-    .await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "127.0.0.1", port, "implicit").await;
-    let connected = next_json(&mut ws).await;
+    let bridge = Bridge::start_trusting(port, &pki).await;
+    let (mut ws, connected) = bridge.open_session("127.0.0.1", port, "implicit").await;
     assert_eq!(connected["tls"]["protocol"], "TLSv1.3", "{connected}");
     assert_eq!(next_binary(&mut ws).await, b"+OK\r\n");
     server.await.unwrap();
@@ -185,20 +155,12 @@ async fn stls_discards_plaintext_injected_after_ok_and_continues_over_tls() {
         let mut s = BufReader::new(tls);
         assert_eq!(read_line(&mut s).await, b"NOOP\r\n");
         write(s.get_mut(), b"+OK noop over tls\r\n").await;
-        assert_eq!(read_line(&mut s).await, b"QUIT\r\n");
-        write(s.get_mut(), b"+OK bye\r\n").await;
-        s.get_mut().shutdown().await.unwrap();
+        expect_quit_say_bye(&mut s).await;
     })
     .await;
-    let bridge = Bridge::start(Settings {
-        allow: local(port),
-        ca_files: vec![pki.ca_file.clone()],
-        ..Settings::default()
-    })
-    .await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "localhost", port, "starttls").await;
-    assert_eq!(next_json(&mut ws).await, serde_json::json!({"type":"connected","tls":null}));
+    let bridge = Bridge::start_trusting(port, &pki).await;
+    let (mut ws, connected) = bridge.open_session("localhost", port, "starttls").await;
+    assert_eq!(connected, serde_json::json!({"type":"connected","tls":null}));
     assert_eq!(next_binary(&mut ws).await, b"+OK POP3 ready\r\n");
     send_json(&mut ws, serde_json::json!({"type":"stls"})).await;
     assert_eq!(next_binary(&mut ws).await, b"+OK Begin TLS\r\n");
@@ -209,10 +171,8 @@ async fn stls_discards_plaintext_injected_after_ok_and_continues_over_tls() {
     assert_eq!(tls["discarded"], "+OK injected\r\n".len(), "the client learns how much was dropped");
     ws.send(Message::binary(&b"NOOP\r\n"[..])).await.unwrap();
     assert_eq!(next_binary(&mut ws).await, b"+OK noop over tls\r\n");
-    ws.send(Message::binary(&b"QUIT\r\n"[..])).await.unwrap();
-    assert_eq!(next_binary(&mut ws).await, b"+OK bye\r\n");
     // Nothing else came, "injected" included, before the clean close.
-    assert_eq!(expect_close(&mut ws).await.0, 1000);
+    quit_expect_bye(&mut ws).await;
     server.await.unwrap();
 }
 
@@ -228,9 +188,8 @@ async fn stls_refused_with_err_continues_in_plain_text() {
     })
     .await;
     let bridge = Bridge::start(settings_allowing(&local(port))).await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "127.0.0.1", port, "starttls").await;
-    assert_eq!(next_json(&mut ws).await["tls"], serde_json::Value::Null);
+    let (mut ws, connected) = bridge.open_session("127.0.0.1", port, "starttls").await;
+    assert_eq!(connected["tls"], serde_json::Value::Null);
     assert_eq!(next_binary(&mut ws).await, b"+OK POP3 ready\r\n");
     send_json(&mut ws, serde_json::json!({"type":"stls"})).await;
     assert_eq!(next_binary(&mut ws).await, b"-ERR STLS not available\r\n");
@@ -243,25 +202,16 @@ async fn stls_refused_with_err_continues_in_plain_text() {
 #[tokio::test]
 async fn stls_on_an_implicit_tls_session_is_a_protocol_error() {
     let pki = TestPki::new(&["localhost"], (2035, 6, 1));
-    let acceptor = pki.acceptor();
-    let (port, server) = scripted_upstream(move |tcp| async move {
-        let mut tls = acceptor.accept(tcp).await.unwrap();
-        write(&mut tls, b"+OK\r\n").await;
+    let (port, server) = tls_upstream(&pki, |mut s| async move {
+        write(s.get_mut(), b"+OK\r\n").await;
         let mut rest = Vec::new();
         // The bridge never writes STLS into the TLS session.
-        let _ = tls.read_to_end(&mut rest).await;
+        let _ = s.read_to_end(&mut rest).await;
         assert!(rest.is_empty());
     })
     .await;
-    let bridge = Bridge::start(Settings {
-        allow: local(port),
-        ca_files: vec![pki.ca_file.clone()],
-        ..Settings::default()
-    })
-    .await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "localhost", port, "implicit").await;
-    assert_eq!(next_json(&mut ws).await["type"], "connected");
+    let bridge = Bridge::start_trusting(port, &pki).await;
+    let mut ws = bridge.connected_session("localhost", port, "implicit").await;
     assert_eq!(next_binary(&mut ws).await, b"+OK\r\n");
     send_json(&mut ws, serde_json::json!({"type":"stls"})).await;
     expect_error(&mut ws, "PROTOCOL_ERROR", 4400).await;
@@ -273,9 +223,7 @@ async fn loopback_port_not_in_allowlist_is_rejected_without_connecting() {
     let counting = CountingListener::start().await;
     let bridge = Bridge::start(settings_allowing(&["127.0.0.1:1".to_string()])).await;
     for host in ["127.0.0.1", "localhost", "2130706433"] {
-        let mut ws = bridge.ws().await;
-        send_connect(&mut ws, host, counting.port, "none").await;
-        let msg = next_json(&mut ws).await;
+        let (mut ws, msg) = bridge.open_session(host, counting.port, "none").await;
         assert_eq!(msg, serde_json::json!({"type":"error","code":"BRIDGE_REJECTED","message":"not allowed"}));
         assert_eq!(expect_close(&mut ws).await.0, 4403);
     }
@@ -297,9 +245,7 @@ async fn default_rule_rejects_private_targets_without_connecting() {
         ("not a host", "110"),
     ];
     for (host, port) in targets {
-        let mut ws = bridge.ws().await;
-        send_connect(&mut ws, host, port.parse().unwrap(), "none").await;
-        let msg = next_json(&mut ws).await;
+        let (mut ws, msg) = bridge.open_session(host, port.parse().unwrap(), "none").await;
         assert_eq!(
             msg,
             serde_json::json!({"type":"error","code":"BRIDGE_REJECTED","message":"not allowed"}),
@@ -360,18 +306,9 @@ async fn missing_first_message_is_a_protocol_error() {
 
 #[tokio::test]
 async fn text_after_connect_that_is_not_stls_is_a_protocol_error() {
-    let (port, server) = scripted_upstream(|tcp| async move {
-        let mut s = BufReader::new(tcp);
-        write(s.get_mut(), b"+OK\r\n").await;
-        let mut rest = Vec::new();
-        s.read_to_end(&mut rest).await.unwrap();
-        assert!(rest.is_empty(), "control text never reaches the server");
-    })
-    .await;
+    let (port, server) = silent_after_greeting(b"+OK\r\n", "control text never reaches the server").await;
     let bridge = Bridge::start(settings_allowing(&local(port))).await;
-    let mut ws = bridge.ws().await;
-    send_connect(&mut ws, "127.0.0.1", port, "none").await;
-    assert_eq!(next_json(&mut ws).await["type"], "connected");
+    let mut ws = bridge.connected_session("127.0.0.1", port, "none").await;
     assert_eq!(next_binary(&mut ws).await, b"+OK\r\n");
     ws.send(Message::text("QUIT\r\n")).await.unwrap();
     expect_error(&mut ws, "PROTOCOL_ERROR", 4400).await;

@@ -18,12 +18,12 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::Value;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
     sync::oneshot,
     task::JoinHandle,
 };
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
     tungstenite::{self, Message, client::IntoClientRequest, http::HeaderValue},
@@ -55,6 +55,16 @@ impl Bridge {
             let _ = stopped.await;
         }));
         Bridge { addr, stop: Some(stop), task }
+    }
+
+    /// Starts a bridge that allows `local(port)` and trusts `pki`'s test CA.
+    pub async fn start_trusting(port: u16, pki: &TestPki) -> Bridge {
+        Bridge::start(Settings {
+            allow: local(port),
+            ca_files: vec![pki.ca_file.clone()],
+            ..Settings::default()
+        })
+        .await
     }
 
     /// A bridge someone else runs (the binary), for the client helpers.
@@ -92,6 +102,26 @@ impl Bridge {
         assert_eq!(response.headers().get("sec-websocket-protocol").unwrap(), "pop3-bridge.v1");
         ws
     }
+
+    /// Opens a session, sends `connect` for `host:port`, and returns it with the bridge's first answer.
+    pub async fn open_session(&self, host: &str, port: u16, tls: &str) -> (Ws, Value) {
+        let mut ws = self.ws().await;
+        send_connect(&mut ws, host, port, tls).await;
+        let answer = next_json(&mut ws).await;
+        (ws, answer)
+    }
+
+    /// Opens a session to `host:port` and checks that the bridge answered `connected`.
+    pub async fn connected_session(&self, host: &str, port: u16, tls: &str) -> Ws {
+        let (ws, answer) = self.open_session(host, port, tls).await;
+        assert_eq!(answer["type"], "connected");
+        ws
+    }
+}
+
+/// The allowlist entries for `port` on this machine, by address and by name.
+pub fn local(port: u16) -> Vec<String> {
+    vec![format!("127.0.0.1:{port}"), format!("localhost:{port}")]
 }
 
 pub fn settings_allowing(entries: &[String]) -> Settings {
@@ -209,6 +239,47 @@ where
         script(stream).await;
     });
     (port, handle)
+}
+
+/// A one-connection upstream that sends `greeting`, then asserts (saying `why`) that nothing more arrives.
+pub async fn silent_after_greeting(greeting: &'static [u8], why: &'static str) -> (u16, JoinHandle<()>) {
+    use tokio::io::AsyncReadExt;
+    scripted_upstream(move |tcp| async move {
+        let mut s = BufReader::new(tcp);
+        write(s.get_mut(), greeting).await;
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "{why}");
+    })
+    .await
+}
+
+/// A one-connection upstream that accepts TLS with `pki`'s certificate, then runs `script` on it.
+pub async fn tls_upstream<F, Fut>(pki: &TestPki, script: F) -> (u16, JoinHandle<()>)
+where
+    F: FnOnce(BufReader<TlsStream<TcpStream>>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let acceptor = pki.acceptor();
+    scripted_upstream(move |tcp| async move {
+        let tls = acceptor.accept(tcp).await.unwrap();
+        script(BufReader::new(tls)).await;
+    })
+    .await
+}
+
+/// Upstream side of a clean end: expects `QUIT`, answers `+OK bye` and shuts the stream down.
+pub async fn expect_quit_say_bye<S: AsyncRead + AsyncWrite + Unpin>(s: &mut BufReader<S>) {
+    assert_eq!(read_line(s).await, b"QUIT\r\n");
+    write(s.get_mut(), b"+OK bye\r\n").await;
+    s.get_mut().shutdown().await.unwrap();
+}
+
+/// Client side of a clean end: sends `QUIT`, expects `+OK bye` and a normal (1000) close.
+pub async fn quit_expect_bye(ws: &mut Ws) {
+    ws.send(Message::binary(&b"QUIT\r\n"[..])).await.unwrap();
+    assert_eq!(next_binary(ws).await, b"+OK bye\r\n");
+    assert_eq!(expect_close(ws).await.0, 1000);
 }
 
 /// Reads one CRLF line (bytes, with the CRLF) from a buffered reader.
