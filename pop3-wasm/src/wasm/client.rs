@@ -440,7 +440,7 @@ async fn wait<T>(
         Either::Right((Ok(Ok(())), _)) | Either::Right((Err(_), _)) => {
             let f = Failure::new(
                 "TIMEOUT",
-                format!("no answer to {what} within {ms} ms; the session was dropped"),
+                format!("no answer to {what} within {} ms; the session was dropped", js_number(ms)),
             );
             fail(shared, f.clone());
             Err(f)
@@ -636,6 +636,12 @@ fn opt_string(o: &JsValue, k: &str) -> Result<Option<String>, Failure> {
         return Ok(None);
     }
     v.as_string().map(Some).ok_or_else(|| Failure::invalid_argument(format!("`{k}` must be a string")))
+}
+
+/// A number as JavaScript writes it ("1500", "0.5"). Rust's own `f64`
+/// formatting would add about 11 KiB of code to the .wasm.
+fn js_number(n: f64) -> String {
+    js_sys::Number::from(n).to_string_with_radix(10).map(String::from).unwrap_or_default()
 }
 
 fn opt_ms(o: &JsValue, k: &str) -> Result<Option<f64>, Failure> {
