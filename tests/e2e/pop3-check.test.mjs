@@ -255,3 +255,111 @@ test('--serverinfo lists the deviations of a bending server', async () => {
   assert.match(r.stdout, /^Greeting: \+OKready$/m);
   assert.match(r.stdout, /^Pipelining: no$/m);
 });
+
+// OAuth 2.0 access tokens from a variable, a file or a command. A scripted
+// server here, for the exact bytes of the AUTH line; Dovecot's oauth2
+// passdb below checks that a real server lets the token in.
+const TOKEN = 'ya29.a0Af-secret_token~x+y/z==';
+
+/** A server offering `mechs`; AUTH lines with `good` in them log in, others get the JSON error. */
+async function oauthServer(mechs, good = TOKEN) {
+  const srv = await startScripted(async (c) => {
+    await c.send('+OK ready\r\n');
+    for (;;) {
+      const l = await c.line();
+      if (l === null) return;
+      if (l === 'CAPA') await c.send(`+OK\r\nSASL ${mechs}\r\n.\r\n`);
+      else if (l.startsWith('AUTH ')) {
+        let response = l.split(' ')[2];
+        if (response === undefined) {
+          // No initial response (the client's choice for XOAUTH2): ask for it.
+          await c.send('+ \r\n');
+          response = await c.line();
+          if (response === null) return;
+        }
+        const said = Buffer.from(response, 'base64').toString('latin1');
+        if (said.includes(`auth=Bearer ${good}\x01`)) await c.send('+OK welcome\r\n');
+        else {
+          await c.send(`+ ${Buffer.from('{"status":"invalid_token"}').toString('base64')}\r\n`);
+          if ((await c.line()) === null) return; // the client's empty answer
+          await c.send('-ERR [AUTH] invalid token\r\n');
+        }
+      } else if (l === 'STAT') await c.send('+OK 2 320\r\n');
+      else await c.send('-ERR unknown\r\n');
+    }
+  });
+  cleanups.push(() => srv.stop());
+  return srv;
+}
+
+const b64 = (s) => Buffer.from(s, 'latin1').toString('base64');
+const plainArgs = (srv, user = 'alice') => [`pop3://${user}@127.0.0.1:${srv.port}?tls=none`, '--insecure-auth'];
+
+test('--oauth-token-env: OAUTHBEARER when offered, the exact initial response, the token nowhere in the output', async () => {
+  const srv = await oauthServer('OAUTHBEARER XOAUTH2');
+  const r = await check([...plainArgs(srv), '--oauth-token-env', 'MY_TOKEN', '--verbose'], { MY_TOKEN: TOKEN });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.lines[0], /^POP3 OK - 2 messages \(320 B\), login OAUTHBEARER, no TLS/);
+  const auth = srv.received.filter((l) => l.startsWith('AUTH '));
+  assert.deepEqual(auth, [`AUTH OAUTHBEARER ${b64(`n,a=alice,\x01host=127.0.0.1\x01port=${srv.port}\x01auth=Bearer ${TOKEN}\x01\x01`)}`]);
+  assert.ok(r.stderr.includes('C: CAPA'), 'the dialogue was printed');
+  for (const out of [r.stdout, r.stderr]) {
+    assert.ok(!out.includes(TOKEN) && !out.includes(auth[0].slice(17)), 'the token shows in the output');
+  }
+});
+
+test('--oauth-token-command: run again for every check of a loop; XOAUTH2 when OAUTHBEARER is not offered', async () => {
+  const srv = await oauthServer('XOAUTH2', 'tok2');
+  const counter = path.join(tmp, 'token-counter');
+  const cmd = `n=$(cat '${counter}' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '${counter}'; printf 'tok%s\\n' "$n"`;
+  const r = await check([...plainArgs(srv), '--oauth-token-command', cmd, '--every', '0.2s', '--count', '2']);
+  const results = r.lines.map((l) => JSON.parse(l));
+  assert.equal(results.length, 2, r.stdout + r.stderr);
+  // The first check used tok2 (the command ran once up front to catch
+  // mistakes, then once per check), the second tok3, which the server refuses.
+  // AUTH XOAUTH2, then the response on its own line when the server says "+ ".
+  const at = srv.received.flatMap((l, i) => (l === 'AUTH XOAUTH2' ? [i] : []));
+  assert.equal(at.length, 2, srv.received.join('|'));
+  assert.equal(srv.received[at[0] + 1], b64('user=alice\x01auth=Bearer tok2\x01\x01'));
+  assert.equal(srv.received[at[1] + 1], b64('user=alice\x01auth=Bearer tok3\x01\x01'));
+  assert.equal(results[0].status, 'OK');
+  assert.equal(results[1].status, 'CRITICAL');
+  assert.equal(results[1].error.code, 'AUTH_FAILED');
+  // After the JSON error, the client answered with the empty line XOAUTH2 asks for.
+  assert.equal(srv.received[at[1] + 2], '');
+  assert.equal(r.code, 2);
+});
+
+test('--oauth-token-file: a wrong token is CRITICAL AUTH_FAILED', async () => {
+  const srv = await oauthServer('OAUTHBEARER');
+  const file = path.join(tmp, 'token');
+  fs.writeFileSync(file, 'stale-token\n');
+  const r = await check([...plainArgs(srv), '--oauth-token-file', file]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.lines[0], /^POP3 CRITICAL - .*AUTH_FAILED/);
+  assert.ok(!r.stdout.includes('stale-token'));
+});
+
+test('OAuth usage mistakes are UNKNOWN, and never quote the token', async () => {
+  const srv = await oauthServer('OAUTHBEARER XOAUTH2');
+  const file = path.join(tmp, 'bad-token');
+  fs.writeFileSync(file, 'not a token at all\n');
+  const cases = [
+    [['--oauth-token-env', 'NOPE'], {}, /--oauth-token-env NOPE: that variable is not set/],
+    [['--oauth-token-env', 'T', '--oauth-token-file', file], { T: TOKEN }, /give one token source, not --oauth-token-env and --oauth-token-file/],
+    [['--oauth-token-env', 'T', '--auth', 'PLAIN'], { T: TOKEN }, /--auth PLAIN takes a password; with an OAuth token use OAUTHBEARER or XOAUTH2/],
+    [['--oauth-token-env', 'T', '--password-env', 'T'], { T: TOKEN }, /logs in with a token: drop --password-env/],
+    [['--oauth-token-file', file], {}, /gave something that is not an OAuth bearer token \(RFC 6750\)/],
+    [['--oauth-token-file', path.join(tmp, 'missing')], {}, /--oauth-token-file .*missing: ENOENT/],
+    [['--oauth-token-command', `echo ${TOKEN}; echo 'no refresh token' >&2; exit 3`], {}, /--oauth-token-command failed \(exit 3\): no refresh token$/],
+    [['--oauth-token-command', 'true'], {}, /--oauth-token-command gave no OAuth token/],
+  ];
+  for (const [args, env, why] of cases) {
+    const r = await check([...plainArgs(srv), ...args], env);
+    assert.equal(r.code, 3, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.lines[0], /^POP3 UNKNOWN - /);
+    assert.match(r.lines[0], why);
+    for (const out of [r.stdout, r.stderr]) assert.ok(!out.includes(TOKEN) && !out.includes('not a token at all'), out);
+  }
+  assert.equal(srv.received.filter((l) => l.startsWith('AUTH')).length, 0, 'no attempt to log in');
+});

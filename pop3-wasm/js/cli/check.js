@@ -12,7 +12,7 @@ import {
   open,
   parseDuration,
   parsePort,
-  password,
+  credentials,
   target,
 } from './common.js';
 
@@ -75,6 +75,9 @@ export function program() {
     .option('--auth <mechanism>', 'force a login mechanism (default: the strongest offered)')
     .option('--password-env <name>', 'read the password from this environment variable (default POP3_PASSWORD)')
     .option('--password-file <file>', 'read the password from the first line of this file')
+    .option('--oauth-token-env <name>', 'log in with the OAuth 2.0 access token in this environment variable (OAUTHBEARER when offered, else XOAUTH2)')
+    .option('--oauth-token-file <file>', 'the same, from the first line of this file (read again at every check)')
+    .option('--oauth-token-command <command>', 'the same, from the first line this shell command prints (run at every check)')
     .option('--bridge <url>', 'go through ws-bridge, e.g. ws://127.0.0.1:8080/pop3')
     .option('--token-env <name>', 'environment variable holding the bridge access token')
     .option('--ca-file <pem>', 'extra CA certificates to trust (direct connections)')
@@ -104,6 +107,11 @@ export function program() {
       `
 Password: never a flag. --password-file, else $POP3_PASSWORD (or --password-env NAME),
 else a prompt without echo when stdin is a terminal.
+OAuth 2.0 (Microsoft 365, Gmail, Dovecot's oauth2 passdb): instead of a password, an
+access token from --oauth-token-env, --oauth-token-file or --oauth-token-command, e.g.
+  --oauth-token-command 'oauth2l fetch --credentials /etc/nagios/sa.json --scope mail'
+The file is read again and the command run again at every check, so a loop keeps
+working when the token is refreshed; a failing command is UNKNOWN, not CRITICAL.
 
 Phases (perfdata labels, seconds):
   connect   TCP connect (through a bridge: WebSocket + the bridge's connect, and the
@@ -155,7 +163,7 @@ function phases(marks, t) {
 }
 
 /** Everything one check found out; `status` is one of OK…UNKNOWN. */
-async function checkOnce(t, o, pw) {
+async function checkOnce(t, o, cred) {
   const marks = {};
   const r = {
     time: new Date().toISOString(),
@@ -187,6 +195,8 @@ async function checkOnce(t, o, pw) {
     }
   };
   try {
+    // A token command runs before the clock starts: its time is not the server's.
+    const secret = t.user ? await cred.get() : undefined;
     c = await open(t, { marks, timeoutMs: o.timeout, onTranscript: o.serverinfo || o.verbose ? onTranscript : undefined });
     r.greeting = c.greeting ?? null;
     r.tls = c.tls ?? null;
@@ -199,7 +209,7 @@ async function checkOnce(t, o, pw) {
       info = { capaBeforeLogin: caps?.raw ?? [], capa: caps };
     }
     if (t.user) {
-      r.mechanism = await timed('auth', () => login(c, t, pw));
+      r.mechanism = await timed('auth', () => login(c, t, secret));
       const s = await timed('stat', () => c.stat());
       r.messages = s.count;
       r.size = s.size;
@@ -390,7 +400,7 @@ export async function main(argv, { stdout = process.stdout, stderr = process.std
   p.configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s), outputError: () => {} });
   let o;
   let t;
-  let pw;
+  let cred;
   try {
     p.parse(argv, { from: 'user' });
     o = p.opts();
@@ -400,7 +410,7 @@ export async function main(argv, { stdout = process.stdout, stderr = process.std
     if (o.deleteMatch && o.expect === undefined) throw new UsageError('--delete-match needs --expect');
     if (o.count !== undefined && o.every === undefined) throw new UsageError('--count needs --every');
     if (o.expect !== undefined && !t.user) throw new UsageError('--expect needs a user (--user or user@ in the URL)');
-    if (t.user) pw = await password(o, t.user);
+    if (t.user) cred = await credentials(o, t);
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return OK;
@@ -415,7 +425,7 @@ export async function main(argv, { stdout = process.stdout, stderr = process.std
   }
 
   if (o.every === undefined) {
-    const r = await checkOnce(t, o, pw);
+    const r = await checkOnce(t, o, cred);
     if (o.json) stdout.write(`${JSON.stringify(json(r, o))}\n`);
     else {
       stdout.write(`${statusLine(r, o)}\n`);
@@ -437,7 +447,7 @@ export async function main(argv, { stdout = process.stdout, stderr = process.std
   try {
     for (let n = 0; !stop && (o.count === undefined || n < o.count); n++) {
       const started = Date.now();
-      const r = await checkOnce(t, o, pw);
+      const r = await checkOnce(t, o, cred);
       last = r.status;
       stdout.write(`${JSON.stringify(json(r, o))}\n`);
       if (o.count !== undefined && n + 1 >= o.count) break;

@@ -1,6 +1,8 @@
 // What pop3-check and pop3 shell share: the target (flags or a pop3s:// URL),
-// the password (environment, file or a prompt without echo; never a flag),
-// and opening a session directly or through ws-bridge with phase marks.
+// the password (environment, file or a prompt without echo; never a flag)
+// or an OAuth 2.0 access token (environment, file or a command), and
+// opening a session directly or through ws-bridge with phase marks.
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import readline from 'node:readline';
 import { Pop3Client, Pop3Error } from '../node.js';
@@ -150,6 +152,81 @@ export async function password(o, user) {
   throw new UsageError('no password: set POP3_PASSWORD, or use --password-env NAME or --password-file FILE');
 }
 
+const OAUTH_MECHANISMS = ['OAUTHBEARER', 'XOAUTH2'];
+const OAUTH_SOURCES = [
+  ['oauthTokenEnv', '--oauth-token-env'],
+  ['oauthTokenFile', '--oauth-token-file'],
+  ['oauthTokenCommand', '--oauth-token-command'],
+];
+/** RFC 6750's b64token: what a bearer token may be made of. */
+const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+const TOKEN_COMMAND_TIMEOUT_MS = 30_000;
+
+/** The first line of `text`, without its line end; a usable bearer token or a UsageError. */
+function bearerToken(text, from) {
+  const token = text.split(/\r?\n/)[0].trim();
+  if (!token) throw new UsageError(`${from} gave no OAuth token`);
+  // Never quote it: a malformed token may still be mostly secret.
+  if (!BEARER_TOKEN.test(token)) throw new UsageError(`${from} gave something that is not an OAuth bearer token (RFC 6750)`);
+  return token;
+}
+
+/** Runs `command` with /bin/sh; resolves with its standard output. */
+function runTokenCommand(command) {
+  return new Promise((resolve, reject) => {
+    execFile('/bin/sh', ['-c', command], { timeout: TOKEN_COMMAND_TIMEOUT_MS, maxBuffer: 1 << 16 }, (err, stdout, stderr) => {
+      if (!err) return resolve(stdout);
+      // Its standard error says why; its standard output may hold the token.
+      const why = err.killed ? `no answer in ${TOKEN_COMMAND_TIMEOUT_MS / 1000} s` : `exit ${err.code ?? err.signal}`;
+      const said = String(stderr).trim().split(/\r?\n/).pop()?.slice(0, 200);
+      reject(new UsageError(`--oauth-token-command failed (${why})${said ? `: ${said}` : ''}`));
+    });
+  });
+}
+
+/** The access token, from the one source given (read anew at every call). */
+async function oauthToken(o) {
+  if (o.oauthTokenEnv !== undefined) {
+    const v = process.env[o.oauthTokenEnv];
+    if (v === undefined) throw new UsageError(`--oauth-token-env ${o.oauthTokenEnv}: that variable is not set`);
+    return bearerToken(v, `--oauth-token-env ${o.oauthTokenEnv}`);
+  }
+  if (o.oauthTokenFile !== undefined) {
+    let text;
+    try {
+      text = fs.readFileSync(o.oauthTokenFile, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--oauth-token-file ${o.oauthTokenFile}: ${e.code ?? e.message}`);
+    }
+    return bearerToken(text, `--oauth-token-file ${o.oauthTokenFile}`);
+  }
+  return bearerToken(await runTokenCommand(o.oauthTokenCommand), '--oauth-token-command');
+}
+
+/**
+ * What to log in with, as `{ get }`: `get()` resolves to `{ password }`, or
+ * to `{ token }` when --oauth-token-env, --oauth-token-file or
+ * --oauth-token-command is given. A token is read again at every `get()`
+ * (a monitoring loop picks up a refreshed one); the first read happens
+ * here, so that a usage mistake shows at once.
+ */
+export async function credentials(o, t) {
+  const given = OAUTH_SOURCES.filter(([k]) => o[k] !== undefined);
+  if (given.length > 1) throw new UsageError(`give one token source, not ${given.map(([, flag]) => flag).join(' and ')}`);
+  if (given.length === 0) {
+    const pw = await password(o, t.user);
+    return { get: async () => ({ password: pw }) };
+  }
+  if (o.passwordEnv !== undefined || o.passwordFile !== undefined) {
+    throw new UsageError(`${given[0][1]} logs in with a token: drop --password-env/--password-file`);
+  }
+  if (t.auth && !OAUTH_MECHANISMS.includes(t.auth)) {
+    throw new UsageError(`--auth ${t.auth} takes a password; with an OAuth token use OAUTHBEARER or XOAUTH2`);
+  }
+  await oauthToken(o);
+  return { get: async () => ({ token: await oauthToken(o) }) };
+}
+
 /**
  * Wraps a WebSocket constructor to note when the session's steps happen
  * (performance.now()): `open`, `connected`, `data` (first POP3 bytes: the
@@ -254,9 +331,20 @@ export async function open(t, { marks = {}, timeoutMs = 10_000, onTranscript } =
   }
 }
 
-/** Logs in: the forced mechanism, else the strongest offered. */
-export function login(c, t, pw) {
-  return t.auth ? c.auth(t.auth, { username: t.user, password: pw }) : c.login(t.user, pw);
+/**
+ * Logs in with `secret` (a password, `{ password }` or `{ token }`): the
+ * forced mechanism, else the strongest offered; with a token, OAUTHBEARER
+ * (RFC 7628) when the server offers it, else XOAUTH2.
+ */
+export async function login(c, t, secret) {
+  const { password: pw, token } = typeof secret === 'string' ? { password: secret } : secret;
+  if (token === undefined) return t.auth ? c.auth(t.auth, { username: t.user, password: pw }) : c.login(t.user, pw);
+  let mech = t.auth;
+  if (!mech) {
+    const caps = await c.capa().catch(() => null);
+    mech = caps?.sasl.includes('OAUTHBEARER') ? 'OAUTHBEARER' : 'XOAUTH2';
+  }
+  return c.auth(mech, { username: t.user, token });
 }
 
 /** Days from now until an ISO date (fractional). */
