@@ -1,5 +1,7 @@
 // The package a user installs: `npm pack`, install the tarball into an empty
-// Node project, and RETR a message through the bridge from there.
+// Node project, and RETR a message through the bridge from there; then bundle
+// a page importing it with Vite (the project's dev dependency) and run the
+// bundle in Chromium against Dovecot through the bridge.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -8,10 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startBridgeFor, REPO_ROOT } from '../fixtures/bridge.mjs';
+import { launchChromium } from '../fixtures/browser.mjs';
 
 let dc;
 let bridge;
 let dir;
+let app; // the empty project the tarball was installed into
 
 before(async () => {
   dc = await startDovecot();
@@ -38,7 +42,7 @@ test('the packed tarball installs into an empty project and RETRs byte-exact', (
   }
   assert.ok(!listing.some((f) => f.includes('/src/') || f.includes('tests/')), 'sources or tests in the tarball');
 
-  const app = path.join(dir, 'app');
+  app = path.join(dir, 'app');
   fs.mkdirSync(app);
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
   execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: app, stdio: 'pipe' });
@@ -60,4 +64,56 @@ process.stdout.write(Buffer.from(body).toString('base64') + '\\n' + (Pop3Error.p
   }).split('\n');
   assert.ok(Buffer.from(b64, 'base64').equals(dc.expected('alice', 3)), 'RETR 3 through the installed package');
   assert.equal(isError, 'true');
+});
+
+test('a page importing the package, bundled by Vite, lists the mailbox in Chromium through the bridge', async () => {
+  assert.ok(app, 'the tarball was installed by the test before');
+  const web = path.join(app, 'web');
+  fs.mkdirSync(web);
+  fs.writeFileSync(
+    path.join(web, 'index.html'),
+    '<!doctype html><html><body><pre id="result"></pre><script type="module" src="./main.js"></script></body></html>\n',
+  );
+  // What a user's page does: the browser entry (no bundler-specific code),
+  // its .wasm found by `new URL(…, import.meta.url)`, which Vite rewrites.
+  fs.writeFileSync(
+    path.join(web, 'main.js'),
+    `import { Pop3Client } from 'pop3-wasm';
+const q = new URLSearchParams(location.search);
+const out = document.getElementById('result');
+try {
+  const c = await Pop3Client.connect({ bridge: q.get('bridge'), host: q.get('host'), port: Number(q.get('port')), tls: 'implicit' });
+  await c.login(q.get('user'), q.get('password'));
+  const uids = await c.uidl();
+  await c.quit();
+  out.textContent = JSON.stringify({ ok: true, protocol: c.tls?.protocol ?? null, uids });
+} catch (e) {
+  out.textContent = JSON.stringify({ ok: false, code: e.code ?? null, message: String(e.message ?? e) });
+}
+`,
+  );
+  const vite = path.join(REPO_ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
+  const log = execFileSync(process.execPath, [vite, 'build', '--logLevel', 'info'], { cwd: web, encoding: 'utf8' });
+  const assets = fs.readdirSync(path.join(web, 'dist', 'assets'));
+  assert.ok(assets.some((f) => f.endsWith('.wasm')), `Vite emitted no .wasm: ${assets.join(', ')}\n${log}`);
+
+  // The bundle is served by a bridge of its own (same origin as its WebSocket).
+  const pageBridge = await startBridgeFor(dc, { serve: path.join(web, 'dist') });
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const a = dc.users.alice;
+    const q = new URLSearchParams({ bridge: pageBridge.url, host: dc.host, port: String(dc.ports.pop3s), user: a.name, password: a.password });
+    await page.goto(`${pageBridge.httpUrl}/index.html?${q}`);
+    await page.waitForFunction(() => document.getElementById('result').textContent !== '', null, { timeout: 20_000 });
+    const result = JSON.parse(await page.textContent('#result'));
+    assert.deepEqual(result, { ok: true, protocol: result.protocol, uids: a.uids.map((uid, i) => ({ id: i + 1, uid })) });
+    assert.match(result.protocol, /^TLSv1\.[23]$/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    await pageBridge.stop();
+  }
 });
