@@ -363,3 +363,21 @@ test('OAuth usage mistakes are UNKNOWN, and never quote the token', async () => 
   }
   assert.equal(srv.received.filter((l) => l.startsWith('AUTH')).length, 0, 'no attempt to log in');
 });
+
+test('--oauth-token-file against Dovecot: its oauth2 passdb checks the token at the introspection endpoint', async () => {
+  const odc = await startDovecot({ oauth2: true });
+  cleanups.push(() => odc.stop());
+  const file = path.join(tmp, 'dovecot-token');
+  fs.writeFileSync(file, `${odc.oauth.tokenFor('alice')}\n`);
+  const args = [`pop3s://alice@127.0.0.1:${odc.ports.pop3s}`, '--ca-file', odc.caFile, '--oauth-token-file', file];
+  const r = await check(args);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.lines[0], new RegExp(`^POP3 OK - ${odc.users.alice.count} messages \\(${odc.users.alice.size} B\\), login OAUTHBEARER, TLSv1\\.[23]`));
+  assert.ok(odc.oauth.seen(odc.oauth.tokenFor('alice')), 'Dovecot asked the introspection endpoint');
+  // bob's token is not alice's.
+  fs.writeFileSync(file, `${odc.oauth.tokenFor('bob')}\n`);
+  const wrong = await check([...args, '--auth', 'XOAUTH2']);
+  assert.equal(wrong.code, 2, wrong.stdout + wrong.stderr);
+  assert.match(wrong.lines[0], /^POP3 CRITICAL - .*AUTH_FAILED/);
+  assert.ok(!wrong.stdout.includes(odc.oauth.tokenFor('bob')));
+});
