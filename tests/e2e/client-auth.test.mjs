@@ -3,21 +3,21 @@
 // Dovecot's oauth2 passdb checks against the fixture's introspection endpoint.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { Pop3Client } from 'pop3-wasm';
 import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startBridge } from '../fixtures/bridge.mjs';
 import { rejectsWith } from '../fixtures/assert.mjs';
+import { startRelay } from '../fixtures/relay.mjs';
 
 let dc; // every mechanism, OAuth 2.0 included
 let plainOnly; // readable mechanisms only
 let bridge;
-let tap; // records what clients send to dc's plain port
+let tap; // a relay to dc's plain port: what clients send there (the transcript redacts SASL lines)
 
 before(async () => {
   dc = await startDovecot({ oauth2: true });
   plainOnly = await startDovecot({ extraConfig: 'auth_mechanisms = plain login\n' });
-  tap = await startTap(dc.ports.pop3);
+  tap = await startRelay(dc.ports.pop3);
   bridge = await startBridge({
     allow: [`127.0.0.1:${dc.ports.pop3},${dc.ports.pop3s},${plainOnly.ports.pop3},${plainOnly.ports.pop3s},${tap.port}`],
     caFiles: [dc.caFile, plainOnly.caFile],
@@ -30,38 +30,6 @@ after(async () => {
   await dc?.stop();
   await plainOnly?.stop();
 });
-
-/**
- * A TCP relay to 127.0.0.1:`target` that keeps every byte the client sends
- * (the transcript redacts SASL lines, so this is how a test sees them).
- * `sent(since)`: the client bytes of the connections opened after `since` = count().
- */
-async function startTap(target) {
-  const conns = [];
-  const server = net.createServer((down) => {
-    const rec = [];
-    conns.push(rec);
-    const up = net.connect({ host: '127.0.0.1', port: target });
-    down.on('data', (d) => rec.push(d));
-    down.pipe(up).pipe(down);
-    const end = () => {
-      down.destroy();
-      up.destroy();
-    };
-    down.on('error', end).on('close', end);
-    up.on('error', end).on('close', end);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: server.address().port,
-    count: () => conns.length,
-    sent: (since) => conns.slice(since).map((rec) => Buffer.concat(rec).toString('latin1')),
-    stop: () => new Promise((resolve) => {
-      server.closeAllConnections?.();
-      server.close(() => resolve());
-    }),
-  };
-}
 
 // Through the bridge, or direct (no `bridge`; both test CAs given as `ca`).
 function connector(via) {

@@ -9,12 +9,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { Pop3Client, Pop3Error } from 'pop3-wasm';
 import WebSocket from 'ws';
 import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startBridge, startBridgeFor, REPO_ROOT } from '../fixtures/bridge.mjs';
+import { startRelay } from '../fixtures/relay.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let dc;
@@ -70,33 +70,14 @@ async function disconnected(user, since, timeoutMs = 8000) {
   }
 }
 
-/** A TCP relay to Dovecot that the test can cut. */
-async function cuttableProxy(targetPort) {
-  const pairs = new Set();
-  const server = net.createServer((down) => {
-    const up = net.connect(targetPort, '127.0.0.1');
-    const pair = { down, up };
-    pairs.add(pair);
-    down.on('error', () => {});
-    up.on('error', () => {});
-    down.pipe(up);
-    up.pipe(down);
-    const drop = () => pairs.delete(pair);
-    down.on('close', drop);
-    up.on('close', drop);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise((r) => server.close(r)));
-  return {
-    port: server.address().port,
-    /** Cuts the server's side: the connection to Dovecot is reset; the bridge sees its upstream end. */
-    cut() {
-      for (const { up, down } of pairs) {
-        up.destroy();
-        down.destroy();
-      }
-    },
-  };
+/** Reads `reader` slowly until it fails; resolves with the error (fails the test if it ends normally). */
+function failureOf(reader) {
+  return (async () => {
+    for (;;) {
+      await sleep(5);
+      if ((await reader.read()).done) return;
+    }
+  })().then(() => assert.fail('the stream ended normally'), (e) => e);
 }
 
 test('the bridge killed in the middle of a RETR: CONNECTION_CLOSED, the DELE before it is not committed; a restarted bridge serves the same code', async () => {
@@ -145,7 +126,8 @@ test('the bridge killed in the middle of a RETR: CONNECTION_CLOSED, the DELE bef
 });
 
 test('the server side cut mid-answer (a proxy between bridge and Dovecot): CONNECTION_CLOSED, nothing deleted', async () => {
-  const proxy = await cuttableProxy(dc.ports.pop3);
+  const proxy = await startRelay(dc.ports.pop3);
+  cleanups.push(() => proxy.stop());
   const bridge = await startBridge({ allow: [`127.0.0.1:${proxy.port}`, `${dc.host}:${dc.ports.pop3s}`], caFiles: [dc.caFile] });
   cleanups.push(() => bridge.stop());
   const c = await Pop3Client.connect({ bridge: bridge.url, host: '127.0.0.1', port: proxy.port, tls: 'starttls', timeoutMs: 10000 });
@@ -155,12 +137,7 @@ test('the server side cut mid-answer (a proxy between bridge and Dovecot): CONNE
   const reader = stream.getReader();
   await reader.read();
   proxy.cut();
-  const e = await (async () => {
-    for (;;) {
-      await sleep(5);
-      if ((await reader.read()).done) return;
-    }
-  })().then(() => assert.fail('the stream ended normally'), (e) => e);
+  const e = await failureOf(reader);
   assert.equal(e.code, 'CONNECTION_CLOSED', e.message);
   await closedWith(c.noop());
   assert.equal(await countOf(bridge.url, 'alice'), aliceCount);
@@ -207,12 +184,7 @@ test('the Dovecot pop3 process killed mid-RETR: CONNECTION_CLOSED, nothing delet
   const reader = stream.getReader();
   await reader.read();
   process.kill(mine[0], 'SIGKILL');
-  const e = await (async () => {
-    for (;;) {
-      await sleep(5);
-      if ((await reader.read()).done) return;
-    }
-  })().then(() => assert.fail('the stream ended normally'), (e) => e);
+  const e = await failureOf(reader);
   assert.equal(e.code, 'CONNECTION_CLOSED', e.message);
   assert.equal(await countOf(bridge.url, 'alice'), aliceCount);
 });
