@@ -332,12 +332,11 @@ export async function open(t, { marks = {}, timeoutMs = 10_000, onTranscript } =
 }
 
 /**
- * Logs in with `secret` (a password, `{ password }` or `{ token }`): the
- * forced mechanism, else the strongest offered; with a token, OAUTHBEARER
- * (RFC 7628) when the server offers it, else XOAUTH2.
+ * Logs in with `{ password }` or `{ token }` (what `credentials().get()`
+ * gives): the forced mechanism, else the strongest offered; with a token,
+ * OAUTHBEARER (RFC 7628) when the server offers it, else XOAUTH2.
  */
-export async function login(c, t, secret) {
-  const { password: pw, token } = typeof secret === 'string' ? { password: secret } : secret;
+export async function login(c, t, { password: pw, token }) {
   if (token === undefined) return t.auth ? c.auth(t.auth, { username: t.user, password: pw }) : c.login(t.user, pw);
   let mech = t.auth;
   if (!mech) {

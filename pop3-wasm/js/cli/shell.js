@@ -106,7 +106,7 @@ export async function shell(t, o, { input = process.stdin, output = process.stdo
           const user = args[0] ?? t.user;
           if (!user) return say('! .login USER');
           const pw = await askHidden(`Password for ${user}: `, { rl });
-          const mech = await login(c, { ...t, user }, pw);
+          const mech = await login(c, { ...t, user }, { password: pw });
           return say(`* logged in with ${mech}`);
         }
         default:

@@ -34,6 +34,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A multi-line answer grew past `max` octets without its terminator
+    /// (`Options::max_body`): fatal, so that a hostile server cannot fill
+    /// the client's memory.
+    pub fn body_too_long(max: usize) -> Error {
+        Error::Protocol(format!(
+            "multi-line answer longer than {max} octets without its end (read big messages as a stream)"
+        ))
+    }
+
     /// The `Pop3Error.code` this error becomes in JavaScript.
     pub fn code(&self) -> &'static str {
         match self {

@@ -284,6 +284,12 @@ impl Session {
         self.deviations.record(d);
     }
 
+    /// The longest body the session collects whole (`Options::max_body`);
+    /// a caller collecting streamed chunks itself applies the same bound.
+    pub fn max_body(&self) -> usize {
+        self.opts.max_body
+    }
+
     pub fn fatal(&self) -> Option<&Error> {
         self.fatal.as_ref()
     }
@@ -568,10 +574,7 @@ impl Session {
             self.events.push_back(Event::BodyChunkReceived { id, data });
         }
         if body.len() > self.opts.max_body {
-            let max = self.opts.max_body;
-            self.fail(Error::Protocol(format!(
-                "multi-line answer longer than {max} octets without its end (read big messages as a stream)"
-            )));
+            self.fail(Error::body_too_long(self.opts.max_body));
             return None;
         }
         if done {

@@ -119,8 +119,6 @@ struct Inner {
     port: u16,
     last_activity: f64,
     keepalive: Option<Interval>,
-    /// The longest body `retr`/`top` collect whole (`maxBodyBytes`).
-    max_body: usize,
 }
 
 impl Inner {
@@ -260,11 +258,9 @@ fn dispatch(shared: &Shared) {
                         actions.push(Action::Progress(on_progress.clone(), buf.len() as f64, total.clone()));
                         // The bound the core puts on a body it collects itself:
                         // an endless body must not grow the client forever.
-                        let max = inner.max_body;
+                        let max = inner.session.max_body();
                         if buf.len() > max {
-                            inner.session.fail(crate::proto::Error::Protocol(format!(
-                                "multi-line answer longer than {max} octets without its end (read big messages as a stream)"
-                            )));
+                            inner.session.fail(crate::proto::Error::body_too_long(max));
                         }
                     }
                     _ => {}
@@ -920,7 +916,6 @@ async fn connect(opts: ConnectOptions) -> Result<Pop3Client, Failure> {
         port: opts.port,
         last_activity: js_sys::Date::now(),
         keepalive: None,
-        max_body: opts.max_body,
     }));
     let client = Pop3Client { shared: shared.clone() };
     let d = opts.deadlines;
