@@ -241,7 +241,13 @@ async fn serve_one(mut tcp: TcpStream) -> std::io::Result<()> {
     }
 }
 
-async fn serve() -> Res<()> {
+/// Listens on a free loopback port, prints it as `{"port":N}`, and hands
+/// every connection to `handle` (a task each) until stdin closes.
+async fn accept_until_stdin_closes<F, Fut>(handle: F) -> Res<()>
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     println!(r#"{{"port":{}}}"#, listener.local_addr()?.port());
     std::io::stdout().flush()?;
@@ -251,32 +257,27 @@ async fn serve() -> Res<()> {
         tokio::select! {
             accepted = listener.accept() => {
                 let (tcp, _) = accepted?;
-                tokio::spawn(async move { let _ = serve_one(tcp).await; });
+                tokio::spawn(handle(tcp));
             }
             read = stdin.read(&mut sink) => if matches!(read, Ok(0) | Err(_)) { return Ok(()) },
         }
     }
 }
 
+async fn serve() -> Res<()> {
+    accept_until_stdin_closes(|tcp| async move {
+        let _ = serve_one(tcp).await;
+    })
+    .await
+}
+
 async fn forward(to: u16) -> Res<()> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-    println!(r#"{{"port":{}}}"#, listener.local_addr()?.port());
-    std::io::stdout().flush()?;
-    let mut stdin = tokio::io::stdin();
-    let mut sink = [0u8; 64];
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (mut a, _) = accepted?;
-                tokio::spawn(async move {
-                    let Ok(mut b) = TcpStream::connect(("127.0.0.1", to)).await else { return };
-                    let _ = (a.set_nodelay(true), b.set_nodelay(true));
-                    let _ = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, 256 << 10, 256 << 10).await;
-                });
-            }
-            read = stdin.read(&mut sink) => if matches!(read, Ok(0) | Err(_)) { return Ok(()) },
-        }
-    }
+    accept_until_stdin_closes(move |mut a| async move {
+        let Ok(mut b) = TcpStream::connect(("127.0.0.1", to)).await else { return };
+        let _ = (a.set_nodelay(true), b.set_nodelay(true));
+        let _ = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, 256 << 10, 256 << 10).await;
+    })
+    .await
 }
 
 fn target(arg: &str) -> Res<Option<u16>> {
