@@ -259,7 +259,11 @@ function suite(via) {
     await rejectsWith(Pop3Client.connect(opts({ port: 70000 })), 'INVALID_ARGUMENT');
     for (const maxBodyBytes of [0, -1, 1.5, 2 ** 31, '1048576']) {
       const e = await rejectsWith(Pop3Client.connect(opts({ maxBodyBytes })), 'INVALID_ARGUMENT');
-      assert.match(e.message, /maxBodyBytes/);
+      assert.equal(e.message, '`maxBodyBytes` must be an integer from 1 to 2147483647');
+    }
+    for (const pipelineWindow of [0, 4097, 2.5, '64']) {
+      const e = await rejectsWith(Pop3Client.connect(opts({ pipelineWindow })), 'INVALID_ARGUMENT');
+      assert.equal(e.message, '`pipelineWindow` must be an integer from 1 to 4096');
     }
   });
 

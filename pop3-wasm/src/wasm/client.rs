@@ -30,7 +30,7 @@ use crate::summary::summarize;
 const SUBPROTOCOL: &str = "pop3-bridge.v1";
 const DEFAULT_TIMEOUT_MS: f64 = 30_000.0;
 /// The largest `maxBodyBytes`: a wasm32 buffer holds at most `isize::MAX`.
-const MAX_BODY_LIMIT: f64 = 2_147_483_647.0;
+const MAX_BODY_LIMIT: u32 = 2_147_483_647;
 /// Bytes a `ReadableStream` may hold before the socket is paused.
 const STREAM_HIGH_WATER: f64 = 1024.0 * 1024.0;
 
@@ -640,6 +640,18 @@ fn js_number(n: f64) -> String {
     js_sys::Number::from(n).to_string_with_radix(10).map(String::from).unwrap_or_default()
 }
 
+/// An integer option from 1 to `max`; `None` when left out (null or undefined).
+fn opt_count(o: &JsValue, k: &str, max: u32) -> Result<Option<usize>, Failure> {
+    let v = get(o, k);
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    match v.as_f64() {
+        Some(n) if n.fract() == 0.0 && (1.0..=f64::from(max)).contains(&n) => Ok(Some(n as usize)),
+        _ => Err(Failure::invalid_argument(format!("`{k}` must be an integer from 1 to {max}"))),
+    }
+}
+
 fn opt_ms(o: &JsValue, k: &str) -> Result<Option<f64>, Failure> {
     let v = get(o, k);
     if v.is_undefined() || v.is_null() {
@@ -728,24 +740,9 @@ impl ConnectOptions {
             greeting: opt_ms(&t, "greeting")?.unwrap_or(base),
             command: opt_ms(&t, "command")?.unwrap_or(base),
         };
-        let pipeline_window = match get(o, "pipelineWindow").as_f64() {
-            None => Options::default().pipelining_window,
-            Some(w) if w.fract() == 0.0 && (1.0..=4096.0).contains(&w) => w as usize,
-            Some(_) => {
-                return Err(Failure::invalid_argument("`pipelineWindow` must be an integer from 1 to 4096"));
-            }
-        };
-        let max_body = match get(o, "maxBodyBytes") {
-            v if v.is_undefined() => Options::default().max_body,
-            v => match v.as_f64() {
-                Some(n) if n.fract() == 0.0 && (1.0..=MAX_BODY_LIMIT).contains(&n) => n as usize,
-                _ => {
-                    return Err(Failure::invalid_argument(
-                        "`maxBodyBytes` must be an integer from 1 to 2147483647",
-                    ));
-                }
-            },
-        };
+        let pipeline_window =
+            opt_count(o, "pipelineWindow", 4096)?.unwrap_or(Options::default().pipelining_window);
+        let max_body = opt_count(o, "maxBodyBytes", MAX_BODY_LIMIT)?.unwrap_or(Options::default().max_body);
         Ok(Self {
             bridge,
             host,
