@@ -633,10 +633,10 @@ mod tests {
 
     #[test]
     fn sasl_scram_sha256_full_exchange() {
-        use hmac::{Hmac, KeyInit, Mac};
+        use hmac::{Hmac, Mac};
         use sha2::Sha256;
         let hmac = |key: &[u8], data: &[u8]| -> Vec<u8> {
-            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
             mac.update(data);
             mac.finalize().into_bytes().to_vec()
         };
