@@ -2,7 +2,8 @@
 # Install everything the build and the tests need, when it is missing.
 #
 #   scripts/setup.sh            all steps
-#   scripts/setup.sh rust       wasm32 target + wasm-bindgen-cli matching Cargo.lock
+#   scripts/setup.sh rust       wasm32 target + wasm-bindgen-cli matching Cargo.lock, cargo-deny,
+#                               every crate in Cargo.lock (so `cargo deny --offline` can run)
 #   scripts/setup.sh dovecot    Debian's Dovecot (POP3) for the end-to-end fixture
 #   scripts/setup.sh chromium   Debian's Chromium for the page tests
 #   scripts/setup.sh nginx      nginx (scale-out tests)
@@ -75,6 +76,28 @@ setup_rust() {
     # --force: cargo may still list it as installed when only the binary is gone.
     cargo install --force wasm-bindgen-cli --version "=$want"
   fi
+
+  setup_cargo_deny
+  # cargo deny reads the metadata of every crate in Cargo.lock, for every
+  # platform: fetch them now, so the check itself runs offline.
+  cargo fetch --quiet
+}
+
+# The dependency policy check (deny.toml); the test run uses licenses, bans
+# and sources only, which need no advisory database.
+CARGO_DENY_VERSION=0.20.2
+setup_cargo_deny() {
+  local have=""
+  if cargo deny --version >/dev/null 2>&1; then
+    have="$(cargo deny --version 2>/dev/null | awk '{print $2}')"
+  fi
+  [ "$have" != "$CARGO_DENY_VERSION" ] || return 0
+  say "installing cargo-deny $CARGO_DENY_VERSION (found: ${have:-none}); this takes a few minutes"
+  # Its release profile asks for fat LTO and one codegen unit, which a tool
+  # run for a second does not need; without them it builds in about 4 minutes
+  # on two busy cores.
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo install --force --locked cargo-deny --version "=$CARGO_DENY_VERSION"
 }
 
 # ---------------------------------------------------------------- apt

@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+
+echo "== cargo deny (licences, one version of each crate, crates.io only: deny.toml)"
+cargo deny --offline check licenses bans sources
+
 bash scripts/build.sh
 
 echo "== cargo test (core transcripts, bridge sockets)"
