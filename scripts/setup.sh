@@ -18,7 +18,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 # Debian packages the default run installs (append chromium, nginx, websockify… as tests need them).
-DEFAULT_APT_PACKAGES=(dovecot-pop3d chromium nginx tmux)
+# systemd: systemd-analyze checks deploy/systemd/; strace: the bridge's system calls against its unit's filter.
+DEFAULT_APT_PACKAGES=(dovecot-pop3d chromium nginx tmux systemd strace)
 
 # Package -> a file it installs; the package counts as present when the file exists.
 declare -A APT_BINARIES=(
@@ -29,6 +30,8 @@ declare -A APT_BINARIES=(
   [websockify]=/usr/bin/websockify
   [openssl]=/usr/bin/openssl
   [tmux]=/usr/bin/tmux
+  [systemd]=/usr/bin/systemd-analyze
+  [strace]=/usr/bin/strace
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }
