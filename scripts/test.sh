@@ -8,12 +8,14 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 echo "== cargo deny (licences, one version of each crate, crates.io only: deny.toml)"
-cargo deny --offline check licenses bans sources
+# --all-features: the client's optional `tls` dependencies (rustls, ring, x509-cert…) count too.
+cargo deny --offline --all-features check licenses bans sources
 
 bash scripts/build.sh
 
-echo "== cargo test (core transcripts, bridge sockets)"
-cargo test --workspace --quiet
+echo "== cargo test (core transcripts, TLS engine, bridge sockets)"
+# With the client's `tls` feature, so the TLS engine's tests (pop3-wasm/tests/tls.rs) run too.
+cargo test --workspace --quiet --features pop3-wasm/tls
 
 echo "== fuzz (cargo-fuzz, 60 s per target)"
 bash scripts/fuzz.sh 60

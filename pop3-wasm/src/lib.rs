@@ -3,11 +3,15 @@
 //! - [`proto`]: the sans-IO core (commands, responses, multi-line bodies,
 //!   capabilities, SASL, the session state machine). Builds and tests
 //!   natively; no I/O, no clock.
+//! - [`tls`] (feature `tls`): the sans-IO TLS client engine (rustls) for
+//!   end-to-end TLS, the bridge relaying ciphertext only.
 //! - `wasm` (wasm32 only): the JS face — `Pop3Client`, the WebSocket
 //!   transport to `ws-bridge`, and the mapping of errors onto `Pop3Error`.
 
 pub mod proto;
 pub mod summary;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
