@@ -1,23 +1,40 @@
 #!/usr/bin/env bash
-# Builds the wasm package (pop3-wasm/pkg) and the bridge. Incremental: cargo
+# Builds the wasm package (pop3-wasm/pkg: the default module and the
+# TLS-capable one) and the bridge. Incremental: cargo
 # skips what is current, wasm-bindgen runs only when the .wasm changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bridge_profile=${BRIDGE_PROFILE:-dev}
 
-cargo build --quiet -p pop3-wasm --target wasm32-unknown-unknown --profile wasm
-wasm=target/wasm32-unknown-unknown/wasm/pop3_wasm.wasm
 out=pop3-wasm/pkg
-if [ ! -f "$out/pop3_wasm_bg.wasm" ] || [ "$wasm" -nt "$out/pop3_wasm_bg.wasm" ]; then
-  wasm-bindgen --target web --out-dir "$out" --out-name pop3_wasm "$wasm"
-  # binaryen's size optimiser (the npm build: Debian's binaryen 108 is too
-  # old for externref tables and writes a module that does not load):
-  # about a third off the module. The feature flags are what rustc and
-  # wasm-bindgen emit for wasm32 today.
-  node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
-    --enable-sign-ext --enable-multivalue --enable-mutable-globals \
-    "$out/pop3_wasm_bg.wasm" -o "$out/pop3_wasm_bg.wasm"
-fi
+
+# wasm_module PROFILE NAME [CARGO ARGS…]: builds the crate for wasm32 and,
+# when the .wasm changed, runs wasm-bindgen and wasm-opt on it, giving
+# $out/NAME.js and $out/NAME_bg.wasm.
+wasm_module() {
+  local profile=$1 name=$2
+  shift 2
+  cargo build --quiet -p pop3-wasm --target wasm32-unknown-unknown --profile "$profile" "$@"
+  local wasm=target/wasm32-unknown-unknown/$profile/pop3_wasm.wasm
+  if [ ! -f "$out/${name}_bg.wasm" ] || [ "$wasm" -nt "$out/${name}_bg.wasm" ]; then
+    wasm-bindgen --target web --out-dir "$out" --out-name "$name" "$wasm"
+    # binaryen's size optimiser (the npm build: Debian's binaryen 108 is too
+    # old for externref tables and writes a module that does not load):
+    # about a third off the module. The feature flags are what rustc and
+    # wasm-bindgen emit for wasm32 today.
+    node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
+      --enable-sign-ext --enable-multivalue --enable-mutable-globals \
+      "$out/${name}_bg.wasm" -o "$out/${name}_bg.wasm"
+  fi
+}
+
+# The default module: the client, no TLS inside (the bridge does TLS).
+wasm_module wasm pop3_wasm
+# The TLS-capable module (end-to-end TLS: rustls + ring inside, `TlsEngine`
+# exported), loaded only by sessions that ask for it. Its own profile keeps
+# both builds incremental (see the root Cargo.toml). ring's C parts need
+# clang (scripts/setup.sh installs it).
+wasm_module wasm-tls pop3_wasm_tls --features tls
 cargo build --quiet -p ws-bridge --profile "$bridge_profile"
 
 # The pages load the package's browser entry without a bundler: put a copy

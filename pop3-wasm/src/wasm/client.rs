@@ -763,7 +763,7 @@ impl ConnectOptions {
 }
 
 /// A plain JS object from key/value pairs (results are plain objects).
-fn object(fields: &[(&str, JsValue)]) -> JsValue {
+pub(super) fn object(fields: &[(&str, JsValue)]) -> JsValue {
     let o = Object::new();
     for (k, v) in fields {
         let _ = Reflect::set(&o, &JsValue::from_str(k), v);
@@ -771,11 +771,11 @@ fn object(fields: &[(&str, JsValue)]) -> JsValue {
     o.into()
 }
 
-fn opt_str(v: &Option<String>) -> JsValue {
+pub(super) fn opt_str(v: &Option<String>) -> JsValue {
     v.as_deref().map_or(JsValue::NULL, JsValue::from_str)
 }
 
-fn strings(v: &[String]) -> JsValue {
+pub(super) fn strings(v: &[String]) -> JsValue {
     v.iter().map(|s| JsValue::from_str(s)).collect::<Array>().into()
 }
 

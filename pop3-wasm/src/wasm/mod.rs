@@ -15,6 +15,8 @@
 mod client;
 mod failure;
 mod js;
+#[cfg(feature = "tls")]
+mod tls;
 
 use wasm_bindgen::prelude::*;
 
