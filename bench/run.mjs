@@ -807,7 +807,6 @@ try {
   if (want('size')) {
     await scenario('size and start', async () => {
       const pkg = path.join(REPO_ROOT, 'pop3-wasm', 'pkg');
-      const files = ['pop3_wasm_bg.wasm', 'pop3_wasm.js'];
       // `gzip -9` (what a server's precompressed asset is); Node's zlib at
       // level 9 is recorded too (it comes out about 1 % larger).
       const gzipCli = (f) => {
@@ -817,18 +816,28 @@ try {
           return null;
         }
       };
-      const sizes = files.map((f) => {
+      const sizesOf = (files) => files.map((f) => {
         const b = fs.readFileSync(path.join(pkg, f));
         const zl = zlib.gzipSync(b, { level: 9 }).length;
         return { file: f, raw: b.length, gzip: gzipCli(path.join(pkg, f)) ?? zl, zlib9: zl };
       });
-      const rawSum = sizes.reduce((a, s) => a + s.raw, 0);
-      const gz = sizes.reduce((a, s) => a + s.gzip, 0);
-      raw.size = { files: sizes };
-      row('6 size and start', `.wasm + JS glue, raw (${sizes.map((s) => `${(s.raw / 1024).toFixed(0)}`).join(' + ')} KiB)`, { ours: rawSum / 1024, unit: 'KiB' });
-      row('6 size and start', `.wasm + JS glue, gzip -9 (${sizes.map((s) => `${(s.gzip / 1024).toFixed(1)}`).join(' + ')} KiB)`, {
-        ours: gz / 1024, unit: 'KiB', targetText: '≤ 150 KiB', pass: gz / 1024 <= 150,
-      });
+      // The default module, and the TLS-capable one (end-to-end TLS, loaded
+      // only by sessions that ask for it).
+      const modules = [
+        { name: 'pop3_wasm', label: '', limit: 150 },
+        { name: 'pop3_wasm_tls', label: 'TLS-capable module: ', limit: 450 },
+      ];
+      raw.size = {};
+      for (const m of modules) {
+        const sizes = sizesOf([`${m.name}_bg.wasm`, `${m.name}.js`]);
+        const rawSum = sizes.reduce((a, s) => a + s.raw, 0);
+        const gz = sizes.reduce((a, s) => a + s.gzip, 0);
+        raw.size[m.name === 'pop3_wasm' ? 'files' : 'tlsFiles'] = sizes;
+        row('6 size and start', `${m.label}.wasm + JS glue, raw (${sizes.map((s) => `${(s.raw / 1024).toFixed(0)}`).join(' + ')} KiB)`, { ours: rawSum / 1024, unit: 'KiB' });
+        row('6 size and start', `${m.label}.wasm + JS glue, gzip -9 (${sizes.map((s) => `${(s.gzip / 1024).toFixed(1)}`).join(' + ')} KiB)`, {
+          ours: gz / 1024, unit: 'KiB', targetText: `≤ ${m.limit} KiB`, pass: gz / 1024 <= m.limit,
+        });
+      }
       raw.start = {};
       for (const [mode, bridgeUrl] of [['bridge', bridge.url], ['direct', null]]) {
         const ms = [];
