@@ -10,7 +10,7 @@
 //! The parser is RustCrypto's x509-cert, not the bridge's x509-parser:
 //! measured in the TLS-capable wasm module, x509-parser (with its OID
 //! registry, nom, der-parser, num-bigint and data-encoding) added about
-//! 62 KiB gzip, x509-cert about 33 KiB (the module would miss its 450 KiB
+//! 62 KiB gzip, x509-cert about 31 KiB (the module would miss its 450 KiB
 //! budget with the former). The price is [`name_text`] and the
 //! small name tables below, which write what x509-parser's `Display` and
 //! OID registry would; tests/e2e/tls-engine.test.mjs compares the result
