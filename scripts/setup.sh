@@ -19,8 +19,8 @@ cd "$ROOT"
 
 # Debian packages the default run installs (append chromium, nginx, websockify… as tests need them).
 # systemd: systemd-analyze checks deploy/systemd/; strace: the bridge's system calls against its unit's filter.
-# clang: ring's C and assembly for wasm32 (the TLS-capable module).
-DEFAULT_APT_PACKAGES=(clang dovecot-pop3d chromium nginx tmux systemd strace)
+# clang, llvm (llvm-ar): ring's C and assembly for wasm32 (the TLS-capable module).
+DEFAULT_APT_PACKAGES=(clang llvm dovecot-pop3d chromium nginx tmux systemd strace)
 
 # Package -> a file it installs; the package counts as present when the file exists.
 declare -A APT_BINARIES=(
@@ -34,6 +34,7 @@ declare -A APT_BINARIES=(
   [systemd]=/usr/bin/systemd-analyze
   [strace]=/usr/bin/strace
   [clang]=/usr/bin/clang
+  [llvm]=/usr/bin/llvm-ar
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }
