@@ -4,17 +4,8 @@
 // ('label'=value[UOM];[warn];[crit];[min];[max]), then, with --serverinfo,
 // the diagnosis as long output.
 import { Command, CommanderError, Option } from 'commander';
-import {
-  Pop3Error,
-  UsageError,
-  daysUntil,
-  login,
-  open,
-  parseDuration,
-  parsePort,
-  credentials,
-  target,
-} from './common.js';
+import { Pop3Error, UsageError, daysUntil, parseDuration, parsePort, credentials, target } from './common.js';
+import { checkMailbox } from './probe.js';
 
 export const OK = 0;
 export const WARNING = 1;
@@ -147,101 +138,58 @@ function perf(label, value, uom = '', warn = '', crit = '', min = '0') {
 
 const secs = (ms) => (ms === undefined || ms === null ? '' : String(ms / 1000));
 
-/** Seconds each phase took, from the session's marks (null: not measured). */
-function phases(marks, t) {
-  const d = (a, b) => (a !== undefined && b !== undefined ? b - a : null);
-  const connectEnd = t.bridge ? marks.connected : marks.tcp;
-  return {
-    connect: d(marks.start, connectEnd),
-    tls: t.tls === 'starttls' ? d(marks.stls, marks.tls) : t.bridge ? null : d(marks.tcp, marks.implicitTls),
-    greeting: d(marks.connected, marks.data),
-    auth: marks.auth ?? null,
-    stat: marks.stat ?? null,
-    list: marks.list ?? null,
-    total: d(marks.start, marks.end),
-  };
-}
-
 /** Everything one check found out; `status` is one of OK…UNKNOWN. */
 async function checkOnce(t, o, cred) {
-  const marks = {};
-  const r = {
-    time: new Date().toISOString(),
-    status: OK,
-    problems: [],
-    error: null,
-    greeting: null,
-    tls: null,
-    certDays: null,
-    mechanism: null,
-    messages: null,
-    size: null,
-    matches: null,
-    deleted: null,
-    serverinfo: null,
-  };
   const transcript = [];
   const onTranscript = (l) => {
     if (o.serverinfo) transcript.push(l);
     if (o.verbose) process.stderr.write(`${l.dir}: ${l.line}\n`);
   };
-  let c;
-  const timed = async (name, f) => {
-    const t0 = performance.now();
-    try {
-      return await f();
-    } finally {
-      marks[name] = performance.now() - t0;
-    }
-  };
-  try {
-    // A token command runs before the clock starts: its time is not the server's.
-    const secret = t.user ? await cred.get() : undefined;
-    c = await open(t, { marks, timeoutMs: o.timeout, onTranscript: o.serverinfo || o.verbose ? onTranscript : undefined });
-    r.greeting = c.greeting ?? null;
-    r.tls = c.tls ?? null;
-    if (r.tls?.certificate?.notAfter) r.certDays = daysUntil(r.tls.certificate.notAfter);
-    // A server without CAPA (RFC 1939 only) answers -ERR: not a failure here.
-    const capa = () => c.capa().catch((e) => (e?.code === 'SERVER_ERROR' ? null : Promise.reject(e)));
-    let info = null;
-    if (o.serverinfo) {
-      const caps = await capa();
-      info = { capaBeforeLogin: caps?.raw ?? [], capa: caps };
-    }
-    if (t.user) {
-      r.mechanism = await timed('auth', () => login(c, t, secret));
-      const s = await timed('stat', () => c.stat());
-      r.messages = s.count;
-      r.size = s.size;
+  // A server without CAPA (RFC 1939 only) answers -ERR: not a failure here.
+  const capa = (c) => c.capa().catch((e) => (e?.code === 'SERVER_ERROR' ? null : Promise.reject(e)));
+  let info = null;
+  const time = new Date().toISOString();
+  const r = await checkMailbox(t, t.user ? cred.get : undefined, {
+    timeoutMs: o.timeout,
+    onTranscript: o.serverinfo || o.verbose ? onTranscript : undefined,
+    beforeLogin: async (c) => {
+      if (o.serverinfo) {
+        const caps = await capa(c);
+        info = { capaBeforeLogin: caps?.raw ?? [], capa: caps };
+      }
+    },
+    afterStat: async (c, res, timed) => {
       if (o.expect !== undefined) {
         const needle = o.expect.toLowerCase();
         const list = await timed('list', () => c.summaries());
         const hits = list.filter((m) => (m.subject ?? '').toLowerCase().includes(needle));
-        r.matches = hits.length;
-        r.matched = hits.map((m) => ({ id: m.id, uid: m.uid, subject: m.subject }));
+        res.matches = hits.length;
+        res.matched = hits.map((m) => ({ id: m.id, uid: m.uid, subject: m.subject }));
         if (o.deleteMatch && hits.length) {
           const marked = await c.deleMany(hits.map((m) => m.id));
           const failed = marked.filter((m) => m.error);
           if (failed.length) throw failed[0].error;
           await c.quit();
-          r.deleted = hits.length;
+          res.deleted = hits.length;
         }
       }
-    }
-    if (info) {
-      const capaAfterLogin = t.user && c.state === 'TRANSACTION' ? ((await capa())?.raw ?? []) : null;
-      r.serverinfo = serverinfo(c, t, info, capaAfterLogin, transcript);
-    }
-  } catch (e) {
-    r.error = { code: e?.code ?? 'INTERNAL', message: e?.message ?? String(e) };
-    if (e?.respCode) r.error.respCode = e.respCode;
-    r.status = e instanceof Pop3Error && !UNKNOWN_CODES.has(e.code) ? CRITICAL : UNKNOWN;
-    if (c && o.serverinfo && !r.serverinfo) r.serverinfo = serverinfo(c, t, null, null, transcript);
-  } finally {
-    c?.close(); // no QUIT: nothing marked is committed
-    marks.end = performance.now();
+      if (info) {
+        const capaAfterLogin = t.user && c.state === 'TRANSACTION' ? ((await capa(c))?.raw ?? []) : null;
+        res.serverinfo = serverinfo(c, t, info, capaAfterLogin, transcript);
+      }
+    },
+  });
+  r.time = time;
+  r.status = OK;
+  r.problems = [];
+  r.certDays = r.tls?.certificate?.notAfter ? daysUntil(r.tls.certificate.notAfter) : null;
+  r.matches ??= null;
+  r.deleted ??= null;
+  r.serverinfo ??= null;
+  if (r.error) {
+    r.status = r.exception instanceof Pop3Error && !UNKNOWN_CODES.has(r.error.code) ? CRITICAL : UNKNOWN;
+    if (r.client && o.serverinfo && !r.serverinfo) r.serverinfo = serverinfo(r.client, t, null, null, transcript);
   }
-  r.timings = phases(marks, t);
   evaluate(r, o);
   return r;
 }

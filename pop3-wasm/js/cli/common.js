@@ -134,30 +134,47 @@ export function askHidden(prompt, { rl, input = process.stdin, output = process.
 }
 
 /**
- * The password: --password-file, then the variable --password-env names
- * (default POP3_PASSWORD), then a prompt when stdin is a terminal.
+ * How the credential sources are called where the user wrote them: the
+ * command-line flags here, the YAML keys in pop3-exporter's config. Every
+ * message about a source names it this way.
  */
-export async function password(o, user) {
-  if (o.passwordFile) {
-    try {
-      return fs.readFileSync(o.passwordFile, 'utf8').split(/\r?\n/)[0];
-    } catch (e) {
-      throw new UsageError(`--password-file ${o.passwordFile}: ${e.code ?? e.message}`);
-    }
+export const FLAG_NAMES = Object.freeze({
+  passwordEnv: '--password-env',
+  passwordFile: '--password-file',
+  oauthTokenEnv: '--oauth-token-env',
+  oauthTokenFile: '--oauth-token-file',
+  oauthTokenCommand: '--oauth-token-command',
+  auth: '--auth',
+});
+
+/** The first line of a secret file, without its line end. */
+export function readSecretFile(file, name) {
+  try {
+    return fs.readFileSync(file, 'utf8').split(/\r?\n/)[0];
+  } catch (e) {
+    throw new UsageError(`${name} ${file}: ${e.code ?? e.message}`);
+  }
+}
+
+/**
+ * The password: --password-file, then the variable --password-env names
+ * (default POP3_PASSWORD), then a prompt when stdin is a terminal. With
+ * `implicit: false` (a daemon) only a source that was named counts.
+ */
+export async function password(o, user, { names = FLAG_NAMES, implicit = true } = {}) {
+  if (o.passwordFile) return readSecretFile(o.passwordFile, names.passwordFile);
+  if (!implicit && o.passwordEnv === undefined) {
+    throw new UsageError(`no password: give ${names.passwordEnv}, ${names.passwordFile} or an OAuth token source`);
   }
   const name = o.passwordEnv ?? 'POP3_PASSWORD';
   if (process.env[name] !== undefined) return process.env[name];
-  if (o.passwordEnv) throw new UsageError(`--password-env ${name}: that variable is not set`);
+  if (o.passwordEnv) throw new UsageError(`${names.passwordEnv} ${name}: that variable is not set`);
   if (process.stdin.isTTY) return askHidden(`Password for ${user}: `);
   throw new UsageError('no password: set POP3_PASSWORD, or use --password-env NAME or --password-file FILE');
 }
 
 const OAUTH_MECHANISMS = ['OAUTHBEARER', 'XOAUTH2'];
-const OAUTH_SOURCES = [
-  ['oauthTokenEnv', '--oauth-token-env'],
-  ['oauthTokenFile', '--oauth-token-file'],
-  ['oauthTokenCommand', '--oauth-token-command'],
-];
+const OAUTH_SOURCES = ['oauthTokenEnv', 'oauthTokenFile', 'oauthTokenCommand'];
 /** RFC 6750's b64token: what a bearer token may be made of. */
 const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 const TOKEN_COMMAND_TIMEOUT_MS = 30_000;
@@ -172,35 +189,35 @@ function bearerToken(text, from) {
 }
 
 /** Runs `command` with /bin/sh; resolves with its standard output. */
-function runTokenCommand(command) {
+function runTokenCommand(command, name) {
   return new Promise((resolve, reject) => {
     execFile('/bin/sh', ['-c', command], { timeout: TOKEN_COMMAND_TIMEOUT_MS, maxBuffer: 1 << 16 }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout);
       // Its standard error says why; its standard output may hold the token.
       const why = err.killed ? `no answer in ${TOKEN_COMMAND_TIMEOUT_MS / 1000} s` : `exit ${err.code ?? err.signal}`;
       const said = String(stderr).trim().split(/\r?\n/).pop()?.slice(0, 200);
-      reject(new UsageError(`--oauth-token-command failed (${why})${said ? `: ${said}` : ''}`));
+      reject(new UsageError(`${name} failed (${why})${said ? `: ${said}` : ''}`));
     });
   });
 }
 
 /** The access token, from the one source given (read anew at every call). */
-async function oauthToken(o) {
+async function oauthToken(o, names) {
   if (o.oauthTokenEnv !== undefined) {
     const v = process.env[o.oauthTokenEnv];
-    if (v === undefined) throw new UsageError(`--oauth-token-env ${o.oauthTokenEnv}: that variable is not set`);
-    return bearerToken(v, `--oauth-token-env ${o.oauthTokenEnv}`);
+    if (v === undefined) throw new UsageError(`${names.oauthTokenEnv} ${o.oauthTokenEnv}: that variable is not set`);
+    return bearerToken(v, `${names.oauthTokenEnv} ${o.oauthTokenEnv}`);
   }
   if (o.oauthTokenFile !== undefined) {
     let text;
     try {
       text = fs.readFileSync(o.oauthTokenFile, 'utf8');
     } catch (e) {
-      throw new UsageError(`--oauth-token-file ${o.oauthTokenFile}: ${e.code ?? e.message}`);
+      throw new UsageError(`${names.oauthTokenFile} ${o.oauthTokenFile}: ${e.code ?? e.message}`);
     }
-    return bearerToken(text, `--oauth-token-file ${o.oauthTokenFile}`);
+    return bearerToken(text, `${names.oauthTokenFile} ${o.oauthTokenFile}`);
   }
-  return bearerToken(await runTokenCommand(o.oauthTokenCommand), '--oauth-token-command');
+  return bearerToken(await runTokenCommand(o.oauthTokenCommand, names.oauthTokenCommand), names.oauthTokenCommand);
 }
 
 /**
@@ -208,23 +225,26 @@ async function oauthToken(o) {
  * to `{ token }` when --oauth-token-env, --oauth-token-file or
  * --oauth-token-command is given. A token is read again at every `get()`
  * (a monitoring loop picks up a refreshed one); the first read happens
- * here, so that a usage mistake shows at once.
+ * here, so that a usage mistake shows at once. `names`: how the sources
+ * are called in messages (FLAG_NAMES, or a config file's keys);
+ * `implicit`: whether $POP3_PASSWORD and a prompt may stand in when no
+ * source is named (not for a daemon).
  */
-export async function credentials(o, t) {
-  const given = OAUTH_SOURCES.filter(([k]) => o[k] !== undefined);
-  if (given.length > 1) throw new UsageError(`give one token source, not ${given.map(([, flag]) => flag).join(' and ')}`);
+export async function credentials(o, t, { names = FLAG_NAMES, implicit = true } = {}) {
+  const given = OAUTH_SOURCES.filter((k) => o[k] !== undefined);
+  if (given.length > 1) throw new UsageError(`give one token source, not ${given.map((k) => names[k]).join(' and ')}`);
   if (given.length === 0) {
-    const pw = await password(o, t.user);
+    const pw = await password(o, t.user, { names, implicit });
     return { get: async () => ({ password: pw }) };
   }
   if (o.passwordEnv !== undefined || o.passwordFile !== undefined) {
-    throw new UsageError(`${given[0][1]} logs in with a token: drop --password-env/--password-file`);
+    throw new UsageError(`${names[given[0]]} logs in with a token: drop ${names.passwordEnv}/${names.passwordFile}`);
   }
   if (t.auth && !OAUTH_MECHANISMS.includes(t.auth)) {
-    throw new UsageError(`--auth ${t.auth} takes a password; with an OAuth token use OAUTHBEARER or XOAUTH2`);
+    throw new UsageError(`${names.auth} ${t.auth} takes a password; with an OAuth token use OAUTHBEARER or XOAUTH2`);
   }
-  await oauthToken(o);
-  return { get: async () => ({ token: await oauthToken(o) }) };
+  await oauthToken(o, names);
+  return { get: async () => ({ token: await oauthToken(o, names) }) };
 }
 
 /**
@@ -300,7 +320,7 @@ function instrument(Base, marks) {
  * step times (see instrument); `marks.tcp`/`marks.implicitTls` come from
  * the direct transport itself.
  */
-export async function open(t, { marks = {}, timeoutMs = 10_000, onTranscript } = {}) {
+export async function open(t, { marks = {}, timeoutMs = 10_000, signal, onTranscript } = {}) {
   let Base;
   if (t.bridge) {
     Base = globalThis.WebSocket ?? (await import('ws')).WebSocket;
@@ -322,6 +342,7 @@ export async function open(t, { marks = {}, timeoutMs = 10_000, onTranscript } =
       tls: t.tls,
       token: t.token,
       timeoutMs,
+      signal,
       WebSocket: instrument(Base, marks),
       onTranscript,
       allowInsecureAuth: t.insecureAuth,
