@@ -7,6 +7,7 @@
 #   scripts/setup.sh dovecot    Debian's Dovecot (POP3) for the end-to-end fixture
 #   scripts/setup.sh chromium   Debian's Chromium for the page tests
 #   scripts/setup.sh nginx      nginx (scale-out tests)
+#   scripts/setup.sh monitoring Prometheus + promtool, Postfix, Dovecot's LMTP (pop3-exporter tests)
 #   scripts/setup.sh websockify websockify (benchmark baseline)
 #   scripts/setup.sh apt PKG…   any package from APT_BINARIES below
 #   scripts/setup.sh npm        node_modules from package.json / package-lock.json
@@ -20,7 +21,8 @@ cd "$ROOT"
 # Debian packages the default run installs (append chromium, nginx, websockify… as tests need them).
 # systemd: systemd-analyze checks deploy/systemd/; strace: the bridge's system calls against its unit's filter.
 # clang, llvm (llvm-ar): ring's C and assembly for wasm32 (the TLS-capable module).
-DEFAULT_APT_PACKAGES=(clang llvm dovecot-pop3d chromium nginx tmux systemd strace)
+# prometheus, postfix, dovecot-lmtpd: pop3-exporter against a real Prometheus, the delivery round trip through a real MTA.
+DEFAULT_APT_PACKAGES=(clang llvm dovecot-pop3d chromium nginx tmux systemd strace prometheus postfix dovecot-lmtpd)
 
 # Package -> a file it installs; the package counts as present when the file exists.
 declare -A APT_BINARIES=(
@@ -35,6 +37,9 @@ declare -A APT_BINARIES=(
   [strace]=/usr/bin/strace
   [clang]=/usr/bin/clang
   [llvm]=/usr/bin/llvm-ar
+  [prometheus]=/usr/bin/promtool
+  [postfix]=/usr/sbin/postfix
+  [dovecot-lmtpd]=/usr/lib/dovecot/lmtp
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -146,6 +151,11 @@ setup_apt() {
 
   apt_update_once
   say "apt-get install ${missing[*]}"
+  # Postfix asks how to configure the system's mail during the install; the
+  # tests run private instances with their own config, so: none.
+  if printf '%s\n' "${missing[@]}" | grep -qx postfix && command -v debconf-set-selections >/dev/null 2>&1; then
+    echo 'postfix postfix/main_mailer_type select No configuration' | as_root debconf-set-selections
+  fi
 
   # Keep the packages' init scripts from starting system-wide services during the
   # install (the tests run their own instances on high loopback ports), unless the
@@ -184,6 +194,10 @@ setup_dovecot() {
   setup_apt dovecot-pop3d openssl
 }
 
+setup_monitoring() {
+  setup_apt dovecot-pop3d dovecot-lmtpd prometheus postfix openssl
+}
+
 # ---------------------------------------------------------------- npm
 setup_npm() {
   [ -f package.json ] || return 0
@@ -219,12 +233,13 @@ main() {
     case "$step" in
       rust) setup_rust ;;
       dovecot) setup_dovecot ;;
+      monitoring) setup_monitoring ;;
       chromium|nginx|websockify) setup_apt "$step" ;;
       apt) setup_apt "$@"; return 0 ;;
       npm) setup_npm ;;
       all) main ;;
-      -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 0 ;;
-      *) die "unknown step: $step (rust, dovecot, chromium, nginx, websockify, apt PKG…, npm)" ;;
+      -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 0 ;;
+      *) die "unknown step: $step (rust, dovecot, monitoring, chromium, nginx, websockify, apt PKG…, npm)" ;;
     esac
   done
 }
