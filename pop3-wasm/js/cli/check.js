@@ -4,8 +4,10 @@
 // ('label'=value[UOM];[warn];[crit];[min];[max]), then, with --serverinfo,
 // the diagnosis as long output.
 import { Command, CommanderError, Option } from 'commander';
+import fs from 'node:fs';
 import { Pop3Error, UsageError, daysUntil, parseDuration, parsePort, credentials, target } from './common.js';
 import { checkMailbox } from './probe.js';
+import { DeliveryProbe, parseSendVia, smtpAuth } from './delivery.js';
 
 export const OK = 0;
 export const WARNING = 1;
@@ -88,6 +90,16 @@ export function program() {
     .option('--size-crit <bytes>', 'CRITICAL when the mailbox is larger', arg(parseBytes))
     .option('--expect <text>', 'CRITICAL unless a message whose Subject contains text (any case) is there')
     .option('--delete-match', 'with --expect: delete the matching messages (DELE, then QUIT)')
+    .option('--send-via <url>', 'delivery round trip: send a probe message by smtp://host:587 (STARTTLS required) or smtps://host:465, wait for it, delete it')
+    .option('--send-to <address>', 'where the probe message goes (default: the user, when it is an address)')
+    .option('--send-from <address>', 'its sender (default: --send-to)')
+    .option('--smtp-user <name>', 'SMTP AUTH user (default $SMTP_USER; none: no AUTH)')
+    .option('--smtp-password-env <name>', 'read the SMTP password from this environment variable (default SMTP_PASSWORD)')
+    .option('--smtp-password-file <file>', 'read the SMTP password from the first line of this file')
+    .option('--smtp-ca-file <pem>', 'extra CA certificates to trust for the SMTP server (default: --ca-file)')
+    .addOption(new Option('--delivery-timeout <duration>', 'CRITICAL when the probe message has not arrived by then').argParser(arg(parseDuration)).default(60_000, '60s'))
+    .option('--delivery-warn <duration>', 'WARNING when it took longer', arg(parseDuration))
+    .addOption(new Option('--poll <duration>', 'how often to look for it (at least the server\'s LOGIN-DELAY)').argParser(arg(parseDuration)).default(2000, '2s'))
     .option('--every <duration>', 'loop: check every duration (60s, 5m), one JSON line per check', arg(parseDuration))
     .option('--count <n>', 'with --every: stop after n checks', arg(parseCount))
     .option('--serverinfo', 'also print a diagnosis: greeting, capabilities, mechanisms, TLS, pipelining, deviations')
@@ -113,16 +125,27 @@ Phases (perfdata labels, seconds):
   stat      STAT
   list      LIST + UIDL + TOP n 0 of every message (--expect only)
   time      the whole check, from start to disconnect
+  delivery  --send-via: from sending the probe message to seeing it in the mailbox
+  smtp      --send-via: sending it (connect, STARTTLS, AUTH, DATA)
 Other perfdata: messages, size (B), cert_days, matches (--expect).
 
+Delivery round trip (--send-via): the probe message carries a unique token in its
+Subject and in an X-Pop3-Probe header; the mailbox is looked at every --poll until
+it is there or --delivery-timeout passes (CRITICAL), and exactly that message is
+deleted (DELE + QUIT): never a message whose header holds another token. SMTP AUTH:
+--smtp-user or $SMTP_USER, the password from $SMTP_PASSWORD, --smtp-password-env or
+--smtp-password-file, never a flag; AUTH and the message only travel inside TLS.
+
 The check never deletes anything and ends without QUIT, so nothing is committed;
-only --delete-match sends DELE and QUIT. In loop mode the exit status is that of
+only --delete-match and --send-via (its own probe message) send DELE and QUIT. In loop mode the exit status is that of
 the last check.
 
 Examples:
   POP3_PASSWORD=… pop3-check pop3s://monitor@pop.example.com -w 2 -c 5
   pop3-check -H pop.example.com --tls starttls -u monitor --password-file /etc/nagios/pop3.pw \\
              --expect "probe-$(date +%F)" --delete-match
+  SMTP_USER=monitor SMTP_PASSWORD=… pop3-check pop3s://monitor@pop.example.com \\
+             --send-via smtp://mx.example.com:587 --send-to monitor@example.com --delivery-warn 30s
   pop3-check pop3s://pop.example.com --serverinfo
   pop3-check pop3s://monitor@pop.example.com --every 60s    # one JSON line per minute`,
     );
@@ -149,6 +172,8 @@ async function checkOnce(t, o, cred) {
   const capa = (c) => c.capa().catch((e) => (e?.code === 'SERVER_ERROR' ? null : Promise.reject(e)));
   let info = null;
   const time = new Date().toISOString();
+  const dp = o.delivery ? new DeliveryProbe({ ...o.delivery, prefix: 'pop3-check' }) : null;
+  if (dp) await dp.send({ timeoutMs: o.timeout });
   const r = await checkMailbox(t, t.user ? cred.get : undefined, {
     timeoutMs: o.timeout,
     onTranscript: o.serverinfo || o.verbose ? onTranscript : undefined,
@@ -177,8 +202,15 @@ async function checkOnce(t, o, cred) {
         const capaAfterLogin = t.user && c.state === 'TRANSACTION' ? ((await capa(c))?.raw ?? []) : null;
         res.serverinfo = serverinfo(c, t, info, capaAfterLogin, transcript);
       }
+      // The check's own session is the round trip's first look.
+      if (dp && c.state === 'TRANSACTION') await dp.scan(c);
     },
   });
+  if (dp) {
+    dp.noteCheck(r);
+    await dp.poll(t, cred.get, { deadline: dp.sentAt + o.deliveryTimeout, pollMs: o.poll, timeoutMs: o.timeout });
+    r.delivery = dp.result();
+  }
   r.time = time;
   r.status = OK;
   r.problems = [];
@@ -254,6 +286,15 @@ function evaluate(r, o) {
     else if (o.sizeWarn !== undefined && r.size > o.sizeWarn) raise(WARNING, `mailbox ${r.size} B (warn > ${o.sizeWarn})`);
   }
   if (o.expect !== undefined && r.matches === 0) raise(CRITICAL, `no message with "${o.expect}" in the subject`);
+  const d = r.delivery;
+  if (d) {
+    if (d.error?.stage === 'smtp') raise(CRITICAL, `sending the probe message failed: ${d.error.message}`);
+    else if (!d.found) {
+      raise(CRITICAL, `probe message not delivered within ${o.deliveryTimeout / 1000} s${d.error ? ` (last look: ${d.error.message})` : ''}`);
+    } else if (o.deliveryWarn !== undefined && d.seconds * 1000 > o.deliveryWarn) {
+      raise(WARNING, `delivery took ${d.seconds.toFixed(3)} s (warn > ${o.deliveryWarn / 1000})`);
+    }
+  }
 }
 
 function summary(r, o) {
@@ -264,6 +305,7 @@ function summary(r, o) {
   const parts = [...r.problems];
   if (r.messages !== null) parts.push(`${r.messages} message${r.messages === 1 ? '' : 's'} (${r.size} B)`);
   if (r.matches !== null && r.matches > 0) parts.push(`${r.matches} matching "${o.expect}"${r.deleted ? `, ${r.deleted} deleted` : ''}`);
+  if (r.delivery?.found) parts.push(`probe message delivered in ${r.delivery.seconds.toFixed(3)} s and deleted`);
   if (r.mechanism) parts.push(`login ${r.mechanism}`);
   if (r.tls) parts.push(`${r.tls.protocol}, certificate valid ${Math.floor(r.certDays)} days`);
   else if (!r.error) parts.push('no TLS');
@@ -283,6 +325,8 @@ function perfdata(r, o) {
       ? null
       : perf('cert_days', Math.floor(r.certDays), '', o.certWarnDays ? `${o.certWarnDays}:` : '', o.certCritDays ? `${o.certCritDays}:` : '', ''),
     o.expect !== undefined && r.matches !== null ? perf('matches', r.matches, '', '', '1:') : null,
+    r.delivery?.found ? perf('delivery', r.delivery.seconds, 's', secs(o.deliveryWarn), secs(o.deliveryTimeout)) : null,
+    r.delivery?.smtpSeconds !== null && r.delivery?.smtpSeconds !== undefined ? perf('smtp', r.delivery.smtpSeconds, 's') : null,
   ];
   return out.filter(Boolean).join(' ');
 }
@@ -332,12 +376,32 @@ function json(r, o) {
     certDays: r.certDays === null ? null : Math.floor(r.certDays),
     ...(o.expect !== undefined ? { matches: r.matches, matched: r.matched ?? [], deleted: r.deleted ?? 0 } : {}),
     ...(r.serverinfo ? { serverinfo: r.serverinfo } : {}),
+    ...(r.delivery ? { delivery: r.delivery } : {}),
   };
 }
 
 function statusLine(r, o) {
   const pd = perfdata(r, o);
   return `POP3 ${NAMES[r.status]} - ${summary(r, o).replace(/\|/g, '/')}${pd ? ` | ${pd}` : ''}`;
+}
+
+/** The round trip's settings from the flags; usage mistakes throw. */
+function delivery(o, t) {
+  const via = parseSendVia(o.sendVia);
+  if (!t.user) throw new UsageError('--send-via needs a user (--user or user@ in the URL): the mailbox the probe message goes to');
+  if (o.deleteMatch) throw new UsageError('--send-via deletes its own probe message; it does not go with --delete-match');
+  const to = o.sendTo ?? t.user;
+  if (!to.includes('@')) throw new UsageError('--send-via needs --send-to (the mailbox\'s address)');
+  let ca = t.ca;
+  if (o.smtpCaFile) {
+    try {
+      ca = fs.readFileSync(o.smtpCaFile);
+    } catch (e) {
+      throw new UsageError(`--smtp-ca-file ${o.smtpCaFile}: ${e.code ?? e.message}`);
+    }
+  }
+  if (o.deliveryWarn !== undefined && o.deliveryWarn >= o.deliveryTimeout) throw new UsageError('--delivery-warn must be shorter than --delivery-timeout');
+  return { via, auth: smtpAuth(o), ca, from: o.sendFrom ?? to, to };
 }
 
 /** Runs pop3-check with `argv` (without node and the script); resolves the exit code. */
@@ -359,6 +423,11 @@ export async function main(argv, { stdout = process.stdout, stderr = process.std
     if (o.count !== undefined && o.every === undefined) throw new UsageError('--count needs --every');
     if (o.expect !== undefined && !t.user) throw new UsageError('--expect needs a user (--user or user@ in the URL)');
     if (t.user) cred = await credentials(o, t);
+    if (o.sendVia !== undefined) o.delivery = delivery(o, t);
+    else {
+      const stray = ['sendTo', 'sendFrom', 'smtpUser', 'smtpPasswordEnv', 'smtpPasswordFile', 'smtpCaFile', 'deliveryWarn'].find((k) => o[k] !== undefined);
+      if (stray) throw new UsageError(`--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --send-via`);
+    }
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return OK;

@@ -267,7 +267,8 @@ export async function loadConfig(file) {
     doc = YAML.parse(text, { prettyErrors: true });
   } catch (e) {
     const pos = e.linePos?.[0];
-    throw new ConfigError(`${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${String(e.message).split('\n')[0]}`);
+    const what = String(e.message).split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(`${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${what}`);
   }
   if (!isMap(doc)) throw new ConfigError(`${file}: expected a map with modules:`);
   for (const k of Object.keys(doc)) if (!TOP_KEYS.includes(k)) throw new ConfigError(`${file}: ${k}: unknown setting (known: ${TOP_KEYS.join(', ')})`);

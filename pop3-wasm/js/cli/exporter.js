@@ -376,7 +376,7 @@ export class Exporter {
     const name = url.searchParams.get('module');
     const mod = this.config.modules.get(name ?? '');
     if (!mod) {
-      this.metrics.unknownModule.inc();
+      if (name) this.metrics.unknownModule.inc();
       this.log.debug('unknown module', { module: name });
       return text(400, name ? `Unknown module ${JSON.stringify(name)}` : 'Module parameter is missing');
     }

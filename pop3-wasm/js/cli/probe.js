@@ -126,6 +126,8 @@ export async function checkMailbox(t, getSecret, { timeoutMs = 10_000, deadlineM
     // After the deadline, whatever the dropped session said is the deadline's doing.
     const err = expired ? new Pop3Error(`no answer within ${deadlineMs / 1000} s`, { code: 'TIMEOUT' }) : e;
     r.error = errorOf(err);
+    // A password file or token command that failed: no server was asked.
+    if (step === 'credentials' && !(err instanceof Pop3Error)) r.error.code = 'CREDENTIALS';
     r.step = step;
     Object.defineProperty(r, 'exception', { value: err });
   } finally {
