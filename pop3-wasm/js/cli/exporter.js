@@ -139,6 +139,21 @@ function ownMetrics() {
 
 const gauge = (reg, name, help, labelNames = []) => new client.Gauge({ name, help, labelNames, registers: [reg] });
 
+/**
+ * Where and why a probe failed, or null: a POP3 step (connect, login,
+ * stat, …) with the client's error code; `smtp` with nodemailer's code
+ * (EAUTH, ETLS, ESOCKET, …) when the probe message was not accepted;
+ * `delivery` NOT_DELIVERED when it did not arrive in time.
+ */
+function failureOf(p) {
+  const r = p.check;
+  if (r.error) return { step: r.step ?? 'connect', code: r.error.code, respCode: r.error.respCode, message: r.error.message };
+  const d = p.delivery;
+  if (!d || d.found) return null;
+  if (d.error?.stage === 'smtp') return { step: 'smtp', code: d.error.code, message: d.error.message };
+  return { step: 'delivery', code: 'NOT_DELIVERED', message: d.error ? `last look: ${d.error.message}` : 'the probe message did not arrive in time' };
+}
+
 /** The Prometheus text of a probe result `p` (see Exporter#run), in a registry of its own. */
 export async function render(p, { cached = false, ageSeconds = 0 } = {}) {
   const reg = new client.Registry();
@@ -161,9 +176,10 @@ export async function render(p, { cached = false, ageSeconds = 0 } = {}) {
     const lf = gauge(reg, 'pop3_login_failure', 'Why the login was refused (1 for the reason; all 0 after a good login). in_use and sys_temp are not a wrong password.', ['reason']);
     for (const reason of LOGIN_FAILURE_REASONS) lf.set({ reason }, p.loginFailure === reason ? 1 : 0);
   }
-  if (r.error) {
+  const failure = failureOf(p);
+  if (failure) {
     gauge(reg, 'pop3_probe_error_info', 'What made the probe fail: the step, the error code and the server response code.', ['step', 'code', 'resp_code']).set(
-      { step: p.errorStep ?? r.step ?? '', code: r.error.code, resp_code: r.error.respCode ?? '' },
+      { step: failure.step, code: failure.code, resp_code: failure.respCode ?? '' },
       1,
     );
   }
@@ -268,7 +284,7 @@ export class Exporter {
       insecureAuth: mod.insecureAuth,
     };
     const server = `${target.host}:${target.port}`;
-    const p = { success: false, durationMs: 0, queueMs: 0, check: null, delivery: null, loginAttempted: false, loginFailure: null, loginDelay: null, errorStep: null };
+    const p = { success: false, durationMs: 0, queueMs: 0, check: null, delivery: null, loginAttempted: false, loginFailure: null, loginDelay: null };
 
     // Wait for a slot of this server's budget (bounded by the deadline).
     const ac = new AbortController();
@@ -322,7 +338,6 @@ export class Exporter {
         this.notePending(key, dp);
       }
       p.success = !r.error && (!p.delivery || p.delivery.found);
-      if (!r.error && p.delivery && !p.delivery.found) p.errorStep = 'delivery';
       if (r.mechanism) this.lastLogin.set(key, { at: Date.now(), delay: p.loginDelay, result: p });
     } finally {
       this.inFlight--;
@@ -415,19 +430,12 @@ export class Exporter {
     const result = cached ? 'cached' : p.success ? 'success' : 'failure';
     this.metrics.probes.inc({ module: mod.name, result });
     if (!cached) this.metrics.duration.observe({ module: mod.name }, p.durationMs / 1000);
-    const r = p.check;
     const fields = { module: mod.name, target: raw, duration_seconds: (p.durationMs / 1000).toFixed(3) };
     if (cached) this.log.debug('probe answered from an earlier login', { ...fields, age_seconds: ageSeconds.toFixed(1) });
     else if (p.success) this.log.debug('probe succeeded', fields);
     else {
-      this.log.info('probe failed', {
-        ...fields,
-        step: p.errorStep ?? r.step,
-        code: r.error?.code ?? (p.delivery?.error ? p.delivery.error.code : 'NOT_DELIVERED'),
-        resp_code: r.error?.respCode,
-        reason: p.loginFailure,
-        err: r.error?.message ?? p.delivery?.error?.message,
-      });
+      const f = failureOf(p);
+      this.log.info('probe failed', { ...fields, step: f.step, code: f.code, resp_code: f.respCode, reason: p.loginFailure, err: f.message });
     }
     if (debug) {
       const cfg = Object.entries(mod.raw).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join('\n');
