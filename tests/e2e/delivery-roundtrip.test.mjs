@@ -17,6 +17,7 @@ import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startPostfix } from '../fixtures/postfix.mjs';
 import { startExporter } from '../fixtures/exporter.mjs';
 import { REPO_ROOT } from '../fixtures/bridge.mjs';
+import { until } from '../fixtures/assert.mjs';
 
 const BIN = `${REPO_ROOT}/pop3-wasm/js/cli/pop3-check.js`;
 let dc;
@@ -89,16 +90,6 @@ async function send(mail) {
     return await t.sendMail({ from: 'bob@example.org', to: 'bob@example.org', ...mail });
   } finally {
     t.close();
-  }
-}
-
-async function until(cond, what, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

@@ -17,6 +17,7 @@ import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startScripted } from '../fixtures/scripted.mjs';
 import { startExporter, runExporter, writeConfig } from '../fixtures/exporter.mjs';
 import { ConfigError, loadConfig } from '../../pop3-wasm/js/cli/exporter-config.js';
+import { until } from '../fixtures/assert.mjs';
 
 const WRONG = 'not-the-Pw-9f3';
 let dc;
@@ -83,15 +84,6 @@ async function pop3Server({ pass = () => '+OK logged in', capaAfter = ['USER'], 
   });
   cleanups.push(() => srv.stop());
   return Object.assign(srv, { stats });
-}
-
-/** Resolves when cond() is true (checked every 20 ms); fails after `ms`. */
-async function until(cond, what, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 let release = () => {};

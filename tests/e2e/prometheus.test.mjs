@@ -17,6 +17,7 @@ import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startExporter } from '../fixtures/exporter.mjs';
 import { hashmod, promtool, startPrometheus } from '../fixtures/prometheus.mjs';
 import { REPO_ROOT } from '../fixtures/bridge.mjs';
+import { until } from '../fixtures/assert.mjs';
 
 const DEPLOY = path.join(REPO_ROOT, 'deploy', 'prometheus');
 const MODULE = 'fleet';
@@ -99,25 +100,12 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-async function until(cond, what, ms = 30_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((res) => setTimeout(res, 250));
-  }
-}
-
 /** Polls an instant query until it has `n` series. */
-async function series(prom, q, n, ms = 30_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
+function series(prom, q, n) {
+  return until(async () => {
     const r = await prom.query(q);
-    if (r.length >= n) return r;
-    if (Date.now() > deadline) assert.fail(`${q}: ${r.length} series, expected ${n}\n${prom.log()}`);
-    await new Promise((res) => setTimeout(res, 250));
-  }
+    return r.length >= n && r;
+  }, `${n} series of ${q}`, { ms: 30_000, everyMs: 250 });
 }
 
 test('two Prometheus servers, two exporters: each target on the server and exporter hashmod chose, probe_success 1 and 0', async () => {
@@ -130,7 +118,7 @@ test('two Prometheus servers, two exporters: each target on the server and expor
     const active = await until(async () => {
       const a = (await prom.targets()).filter((t) => t.labels.job === 'pop3');
       return a.length >= mine.length && a;
-    }, `the targets of shard ${shard}`);
+    }, `the targets of shard ${shard}`, { ms: 30_000 });
     assert.deepEqual(active.map((t) => t.labels.instance).sort(), mine.map((t) => t.target).sort());
     for (const t of active) {
       const want = exporters[targets.find((x) => x.target === t.labels.instance).exporter];
