@@ -112,14 +112,31 @@ function describeTlsError(e) {
  * @param {(phase: 'tcp'|'tls', at: number) => void} [o.onPhase]  when TCP and TLS were established (performance.now())
  */
 export function directWebSocket({ ca, onPhase } = {}) {
-  const extra = ca === undefined || ca === null ? [] : Array.isArray(ca) ? ca : [ca];
-  // `ca` replaces Node's roots; keep them, as the bridge keeps webpki's.
-  const trusted = extra.length ? [...tls.rootCertificates, ...extra] : undefined;
+  const context = secureContextFor(ca);
   return class extends DirectSocket {
     constructor(url, protocols) {
-      super(url, protocols, { ca: trusted, onPhase });
+      super(url, protocols, { context, onPhase });
     }
   };
+}
+
+/** Contexts already built, per `ca` object (a Buffer or an array): building one parses every root. */
+const contexts = new WeakMap();
+
+/**
+ * The TLS context that trusts Node's roots plus `ca` (undefined: Node's
+ * default, built per connection at no cost). Building one parses all of
+ * Node's ~140 root certificates, some 30 ms of CPU: a monitor connecting
+ * thousands of times with the same `ca` object builds it once.
+ */
+function secureContextFor(ca) {
+  if (ca === undefined || ca === null) return undefined;
+  const cached = typeof ca === 'object' ? contexts.get(ca) : undefined;
+  if (cached) return cached;
+  // `ca` replaces Node's roots; keep them, as the bridge keeps webpki's.
+  const context = tls.createSecureContext({ ca: [...tls.rootCertificates, ...(Array.isArray(ca) ? ca : [ca])] });
+  if (typeof ca === 'object') contexts.set(ca, context);
+  return context;
 }
 
 export class DirectSocket {
@@ -128,7 +145,7 @@ export class DirectSocket {
   static CLOSING = CLOSING;
   static CLOSED = CLOSED;
 
-  constructor(url, protocols, { ca, onPhase } = {}) {
+  constructor(url, protocols, { context, onPhase } = {}) {
     this.url = String(url);
     const offered = protocols === undefined ? [] : [].concat(protocols);
     this.protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : '';
@@ -138,7 +155,7 @@ export class DirectSocket {
     this.onmessage = null;
     this.onclose = null;
     this.onerror = null;
-    this._ca = ca;
+    this._context = context;
     this._onPhase = onPhase;
     this._socket = null; // net.Socket, then tls.TLSSocket
     this._target = null; // { host, port, tls }
@@ -323,7 +340,7 @@ export class DirectSocket {
       socket: sock,
       host,
       servername: net.isIP(host) ? undefined : host,
-      ca: this._ca,
+      secureContext: this._context,
       rejectUnauthorized: true,
     });
     this._socket = secure;
