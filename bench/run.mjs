@@ -5,7 +5,7 @@
 // installs websockify, builds the bridge in release mode and raises the
 // file-descriptor limit first.
 //
-//   node bench/run.mjs [--quick] [--only scan,bulk,bridge,scale,size] [--strict]
+//   node bench/run.mjs [--quick] [--only scan,bulk,bridge,scale,size,exporter] [--strict]
 //
 // --quick: every scenario at small sizes (the smoke mode the tests run).
 // --strict: exit 2 when a target fails (otherwise only errors fail the run).
@@ -24,6 +24,7 @@ import { startDovecot, bulkMessage, bigMessage } from '../tests/fixtures/dovecot
 import { startBridge, bridgeBinary, REPO_ROOT } from '../tests/fixtures/bridge.mjs';
 import { onExit } from '../tests/fixtures/cleanup.mjs';
 import { startDelayRelay } from './delay-relay.mjs';
+import { exporterScale } from './exporter-scale.mjs';
 import { Pop3Client } from '../pop3-wasm/js/node.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -852,6 +853,9 @@ try {
       }
     });
   }
+
+  // ---------------------------------------------------------------- 7 (bench/exporter-scale.mjs)
+  if (want('exporter')) await scenario('exporter scale', () => exporterScale({ quick: QUICK, row, raw, log }));
 } catch (e) {
   errors.push({ scenario: 'set-up', error: String(e?.stack ?? e) });
   log(`set-up failed: ${e?.stack ?? e}`);

@@ -7,7 +7,7 @@
 #
 #   scripts/bench.sh            full run (about 2½ minutes once built)
 #   scripts/bench.sh --quick    every scenario at small sizes (about 25 s once built)
-#   scripts/bench.sh --only scan,bulk,bridge,scale,size   a subset
+#   scripts/bench.sh --only scan,bulk,bridge,scale,size,exporter   a subset
 #   scripts/bench.sh --strict   exit 2 when a target is not met
 set -euo pipefail
 cd "$(dirname "$0")/.."
