@@ -92,7 +92,8 @@ let holding = null;
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pop3-exporter-test-'));
   // pop3_lock_session: a second session of the same mailbox gets a real [IN-USE].
-  dc = await startDovecot({ extraConfig: 'pop3_lock_session = yes\n' });
+  dc = await startDovecot({ oauth2: true, extraConfig: 'pop3_lock_session = yes\n' });
+  fs.writeFileSync(path.join(tmp, 'token'), `${dc.oauth.tokenFor('alice')}\n`);
   fs.writeFileSync(path.join(tmp, 'passwords'), `# user:password\nbob:${dc.users.bob.password}\nempty:${dc.users.empty.password}\n`);
   const script = (name) => `127.0.0.1:${servers[name].port}`;
   servers.intemp = await pop3Server({
@@ -114,6 +115,7 @@ before(async () => {
         // Dovecot waits 10 s for a locked mailbox before it says [IN-USE].
         fleet: { user_from_target: true, passwords_file: path.join(tmp, 'passwords'), ca_file: dc.caFile, allow: [`127.0.0.1:${dc.ports.pop3s}`], timeout: '20s' },
         banner: { ca_file: dc.caFile },
+        oauth: { user: 'alice', oauth_token_file: path.join(tmp, 'token'), ca_file: dc.caFile, allow: [`127.0.0.1:${dc.ports.pop3s}`] },
         codes: scripted({ allow: [script('intemp')] }),
         delay: scripted({ allow: [script('delay')] }),
         slow: scripted({ allow: [script('slow')] }),
@@ -151,6 +153,15 @@ test('a good mailbox: probe_success 1, STAT, certificate expiry, phases, the mec
   assert.equal([...m.keys()].some((k) => k.startsWith('pop3_probe_error_info')), false);
   assert.match(r.text, /^# HELP probe_success /m);
   assert.match(r.text, /^# TYPE pop3_phase_duration_seconds gauge$/m);
+});
+
+test('an OAuth 2.0 token from a file: OAUTHBEARER, checked by Dovecot at the introspection endpoint', async () => {
+  const before = dc.oauth.count();
+  const r = await ex.probe('oauth', `127.0.0.1:${dc.ports.pop3s}`);
+  assert.equal(r.metrics.get('probe_success'), 1, r.text);
+  assert.equal(r.metrics.get('pop3_login_mechanism_info{mechanism="OAUTHBEARER"}'), 1);
+  assert.equal(r.metrics.get('pop3_messages'), 9);
+  assert.equal(dc.oauth.count(), before + 1);
 });
 
 test('STLS: the tls phase is the STLS exchange and the handshake', async () => {
@@ -362,13 +373,13 @@ test('SIGHUP reloads the config; a broken one keeps the old', async () => {
 
 test('no secret in the logs or the answers (debug logging on)', async () => {
   const answers = [];
-  for (const m of ['pop3s', 'wrong', 'stls']) {
+  for (const m of ['pop3s', 'wrong', 'stls', 'oauth']) {
     const target = m === 'stls' ? `127.0.0.1:${dc.ports.pop3}` : `127.0.0.1:${dc.ports.pop3s}`;
     answers.push((await ex.probe(m, target)).text, (await ex.probe(m, target, { debug: true })).text);
   }
   answers.push((await ex.probe('fleet', `bob@127.0.0.1:${dc.ports.pop3s}`, { debug: true })).text);
   answers.push((await ex.get('/metrics')).text);
-  const secrets = [dc.users.alice.password, WRONG, dc.users.bob.password, 'scripted-Pw-77', 'hunter2'];
+  const secrets = [dc.users.alice.password, WRONG, dc.users.bob.password, 'scripted-Pw-77', 'hunter2', dc.oauth.tokenFor('alice')];
   const all = [...answers, ex.stderr()].join('\n');
   for (const s of secrets) assert.equal(all.includes(s), false, `a secret leaked: ${s.slice(0, 3)}…`);
   assert.match(ex.stderr(), /level=info msg="probe failed" module=wrong target=127\.0\.0\.1:\d+ .*code=AUTH_FAILED/);

@@ -251,7 +251,7 @@ export class Exporter {
   async probe(mod, target, deadlineMs, { onTranscript } = {}) {
     const key = `${mod.name}\0${target.user ?? ''}\0${target.host}:${target.port}`;
     const last = this.lastLogin.get(key);
-    if (last?.delay && Date.now() - last.at < last.delay * 1000) {
+    if (last && Date.now() - last.at < last.delay * 1000) {
       return { result: last.result, cached: true, ageSeconds: (Date.now() - last.at) / 1000 };
     }
     const running = this.running.get(key);
@@ -338,7 +338,11 @@ export class Exporter {
         this.notePending(key, dp);
       }
       p.success = !r.error && (!p.delivery || p.delivery.found);
-      if (r.mechanism) this.lastLogin.set(key, { at: Date.now(), delay: p.loginDelay, result: p });
+      // The result may be kept (LOGIN-DELAY): not the session with it.
+      delete r.client;
+      delete r.exception;
+      if (r.mechanism && p.loginDelay > 0) this.lastLogin.set(key, { at: Date.now(), delay: p.loginDelay, result: p });
+      else this.lastLogin.delete(key);
     } finally {
       this.inFlight--;
       this.metrics.inFlight.set(this.inFlight);

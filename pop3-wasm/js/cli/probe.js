@@ -129,14 +129,14 @@ export async function checkMailbox(t, getSecret, { timeoutMs = 10_000, deadlineM
     // A password file or token command that failed: no server was asked.
     if (step === 'credentials' && !(err instanceof Pop3Error)) r.error.code = 'CREDENTIALS';
     r.step = step;
-    Object.defineProperty(r, 'exception', { value: err });
+    Object.defineProperty(r, 'exception', { value: err, configurable: true });
   } finally {
     if (timer) clearTimeout(timer);
     c?.close(); // no QUIT: nothing marked is committed
     marks.end = performance.now();
   }
   // The session, closed, for what it learnt (deviations, pipelining): not data.
-  Object.defineProperty(r, 'client', { value: c ?? null });
+  Object.defineProperty(r, 'client', { value: c ?? null, configurable: true });
   r.timings = phases(marks, t);
   return r;
 }
