@@ -75,6 +75,7 @@ export class Budget {
       this.onChange();
       return Promise.resolve();
     }
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
       const w = { resolve, reject };
       const abort = () => {
