@@ -148,7 +148,11 @@ const gauge = (reg, name, help, labelNames = []) => new client.Gauge({ name, hel
  */
 function failureOf(p) {
   const r = p.check;
-  if (r.error) return { step: r.step ?? 'connect', code: r.error.code, respCode: r.error.respCode, message: r.error.message };
+  if (r.error) {
+    // After STAT the exporter asks CAPA (LOGIN-DELAY) and looks for the round trip's message.
+    const step = r.step === 'afterStat' ? (p.delivery ? 'delivery' : 'capa') : (r.step ?? 'connect');
+    return { step, code: r.error.code, respCode: r.error.respCode, message: r.error.message };
+  }
   const d = p.delivery;
   if (!d || d.found) return null;
   if (d.error?.stage === 'smtp') return { step: 'smtp', code: d.error.code, message: d.error.message };
