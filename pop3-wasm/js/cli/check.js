@@ -172,7 +172,8 @@ async function checkOnce(t, o, cred) {
   const capa = (c) => c.capa().catch((e) => (e?.code === 'SERVER_ERROR' ? null : Promise.reject(e)));
   let info = null;
   const time = new Date().toISOString();
-  const dp = o.delivery ? new DeliveryProbe({ ...o.delivery, prefix: 'pop3-check' }) : null;
+  // In a loop (--every), a probe message that came too late is deleted by a later round.
+  const dp = o.delivery ? new DeliveryProbe({ ...o.delivery, prefix: 'pop3-check', pending: o.pendingTokens ?? [] }) : null;
   if (dp) await dp.send({ timeoutMs: o.timeout });
   const r = await checkMailbox(t, t.user ? cred.get : undefined, {
     timeoutMs: o.timeout,
@@ -210,6 +211,7 @@ async function checkOnce(t, o, cred) {
     dp.noteCheck(r);
     await dp.poll(t, cred.get, { deadline: dp.sentAt + o.deliveryTimeout, pollMs: o.poll, timeoutMs: o.timeout });
     r.delivery = dp.result();
+    o.pendingTokens = dp.stillPending();
   }
   r.time = time;
   r.status = OK;

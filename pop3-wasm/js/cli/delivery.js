@@ -226,6 +226,17 @@ export class DeliveryProbe {
     }
   }
 
+  /**
+   * The tokens a later round trip to the same mailbox should delete when
+   * they turn up: the earlier ones not found yet, and this one if it was
+   * sent and did not arrive in time (the last `max`).
+   */
+  stillPending(max = 32) {
+    const left = [...this.pending];
+    if (this.sent && this.foundAt === null) left.push(this.token);
+    return left.slice(-max);
+  }
+
   finalError() {
     return this.error && (this.error.stage === 'smtp' || FINAL.has(this.error.code));
   }

@@ -358,11 +358,9 @@ export class Exporter {
     return p;
   }
 
-  /** Remembers a probe message that did not arrive in time, to delete it when it does. */
+  /** Remembers probe messages that did not arrive in time, to delete them when they do. */
   notePending(key, dp) {
-    const left = [...dp.pending];
-    if (dp.sent && dp.foundAt === null) left.push(dp.token);
-    const keep = left.slice(-MAX_PENDING_TOKENS);
+    const keep = dp.stillPending(MAX_PENDING_TOKENS);
     if (keep.length) this.pending.set(key, keep);
     else this.pending.delete(key);
   }
