@@ -8,7 +8,6 @@
 // message late on purpose, so "late" and "missing" are structural here.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import nodemailer from 'nodemailer';
@@ -17,6 +16,7 @@ import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startPostfix } from '../fixtures/postfix.mjs';
 import { startExporter } from '../fixtures/exporter.mjs';
 import { REPO_ROOT } from '../fixtures/bridge.mjs';
+import { runNode } from '../fixtures/cli.mjs';
 import { until } from '../fixtures/assert.mjs';
 
 const BIN = `${REPO_ROOT}/pop3-wasm/js/cli/pop3-check.js`;
@@ -34,19 +34,7 @@ after(async () => {
 });
 
 /** Runs pop3-check; resolves { code, stdout, stderr }. */
-function check(args, env = {}) {
-  return new Promise((resolve, reject) => {
-    const base = { ...process.env };
-    for (const k of ['POP3_PASSWORD', 'SMTP_USER', 'SMTP_PASSWORD']) delete base[k];
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const check = (args, env = {}) => runNode(BIN, args, { env });
 
 const bobEnv = () => ({ POP3_PASSWORD: dc.users.bob.password, SMTP_USER: 'bob', SMTP_PASSWORD: dc.users.bob.password });
 const bobCheck = (...extra) => [
@@ -212,40 +200,26 @@ test('smtp:// requires STARTTLS: a server without it gets neither AUTH nor the m
   }
 });
 
+/** A module of the `empty` mailbox whose probe message goes to `sendTo`. */
+const roundTrip = (sendTo, deliveryTimeout) => ({
+  user: 'empty',
+  password_env: 'EMPTY_PW',
+  ca_file: dc.caFile,
+  allow: [`127.0.0.1:${dc.ports.pop3s}`],
+  send_via: `smtp://127.0.0.1:${mx.port}`,
+  send_to: sendTo,
+  smtp_user: 'empty',
+  smtp_password_env: 'EMPTY_PW',
+  smtp_ca_file: mx.caFile,
+  delivery_poll: '0.2s',
+  delivery_timeout: deliveryTimeout,
+});
+
 test('pop3-exporter send_via: pop3_delivery_seconds; a late message of an earlier probe is deleted by the next', async () => {
   const ex = await startExporter({
     env: { EMPTY_PW: dc.users.empty.password },
     args: ['--log-level', 'debug'],
-    config: {
-      modules: {
-        roundtrip: {
-          user: 'empty',
-          password_env: 'EMPTY_PW',
-          ca_file: dc.caFile,
-          allow: [`127.0.0.1:${dc.ports.pop3s}`],
-          send_via: `smtp://127.0.0.1:${mx.port}`,
-          send_to: 'empty@example.org',
-          smtp_user: 'empty',
-          smtp_password_env: 'EMPTY_PW',
-          smtp_ca_file: mx.caFile,
-          delivery_poll: '0.2s',
-          delivery_timeout: '20s',
-        },
-        held: {
-          user: 'empty',
-          password_env: 'EMPTY_PW',
-          ca_file: dc.caFile,
-          allow: [`127.0.0.1:${dc.ports.pop3s}`],
-          send_via: `smtp://127.0.0.1:${mx.port}`,
-          send_to: 'empty+hold@example.org',
-          smtp_user: 'empty',
-          smtp_password_env: 'EMPTY_PW',
-          smtp_ca_file: mx.caFile,
-          delivery_poll: '0.2s',
-          delivery_timeout: '1.5s',
-        },
-      },
-    },
+    config: { modules: { roundtrip: roundTrip('empty@example.org', '20s'), held: roundTrip('empty+hold@example.org', '1.5s') } },
   });
   try {
     const target = `127.0.0.1:${dc.ports.pop3s}`;

@@ -4,7 +4,6 @@
 // loop mode and --serverinfo.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -13,6 +12,7 @@ import { Pop3Client } from 'pop3-wasm';
 import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startBridgeFor, REPO_ROOT } from '../fixtures/bridge.mjs';
 import { startScripted } from '../fixtures/scripted.mjs';
+import { runNode } from '../fixtures/cli.mjs';
 
 const BIN = path.join(REPO_ROOT, 'pop3-wasm', 'js', 'cli', 'pop3-check.js');
 
@@ -35,19 +35,7 @@ after(async () => {
 });
 
 /** Runs pop3-check; resolves { code, stdout, stderr, lines }. stdin is not a terminal. */
-function check(args, env = {}) {
-  return new Promise((resolve, reject) => {
-    const base = { ...process.env };
-    delete base.POP3_PASSWORD;
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, lines: stdout.split('\n').filter(Boolean) }));
-  });
-}
+const check = (args, env = {}) => runNode(BIN, args, { env });
 
 const pw = (user = 'alice') => ({ POP3_PASSWORD: dc.users[user].password });
 const direct = (user = 'alice', port = dc.ports.pop3s) => [`pop3s://${user}@127.0.0.1:${port}`, '--ca-file', dc.caFile];
