@@ -66,7 +66,11 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   /** Set false to stay in lockstep even when the server offers PIPELINING. */
   pipelining?: boolean;
-  /** Commands in flight at once when pipelining. Default 64. */
+  /**
+   * The most commands in flight at once when pipelining (1–4096, default
+   * 4096). Below this cap, at most 16 KiB of commands are sent and not yet
+   * answered, which is what decides with the default.
+   */
   pipelineWindow?: number;
   /**
    * The longest body `retr()` and `top()` collect whole, in octets (an

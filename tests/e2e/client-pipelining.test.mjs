@@ -13,6 +13,17 @@ let bridge;
 const unquote = (s) => s.replace(/"/g, '');
 const bare = (s) => s.replace(/^<|>$/g, '');
 
+/**
+ * The `verb` command lines the client had sent when the first status line
+ * answering one of them came back (the transcript is in the order the
+ * client sent and received).
+ */
+function sentBeforeFirstAnswer(lines, verb) {
+  const first = lines.findIndex((l) => l.dir === 'C' && l.line.startsWith(verb));
+  const answer = lines.findIndex((l, k) => k > first && 'latencyMs' in l);
+  return lines.slice(first, answer).filter((l) => l.dir === 'C').map((l) => l.line);
+}
+
 function suite(via) {
   // A fresh Dovecot per transport: deleMany() + QUIT changes the bulk mailbox.
   before(async () => {
@@ -62,12 +73,42 @@ function suite(via) {
     }
     assert.equal(progress.length, BULK_COUNT);
     assert.deepEqual(progress.at(-1), [BULK_COUNT, BULK_COUNT]);
-    // Commands went out before earlier replies came back: at the first TOP
-    // answer, many more TOPs had been sent.
-    const firstTop = lines.findIndex((l) => l.dir === 'C' && l.line.startsWith('TOP'));
-    const firstAnswer = lines.findIndex((l, k) => k > firstTop && l.dir === 'S');
-    const topsSentBefore = lines.slice(0, firstAnswer).filter((l) => l.dir === 'C' && l.line.startsWith('TOP')).length;
-    assert.ok(topsSentBefore >= 32, `only ${topsSentBefore} TOPs were in flight`);
+    // With the default window (16 KiB of commands), all 1000 TOPs (10 893
+    // octets) went out, in order, before the first answer came back.
+    assert.deepEqual(sentBeforeFirstAnswer(lines, 'TOP'), Array.from({ length: BULK_COUNT }, (_, k) => `TOP ${k + 1} 0`));
+    await c.quit();
+  });
+
+  test('retrMany() of all 1000 messages with default options: one flight, every body byte-exact', async () => {
+    const lines = [];
+    const c = await bulk({ onTranscript: (l) => lines.push(l) });
+    lines.length = 0;
+    const ids = Array.from({ length: BULK_COUNT }, (_, k) => k + 1);
+    const got = await c.retrMany(ids);
+    assert.deepEqual(got.map((g) => g.id), ids);
+    for (const g of got) assert.ok(Buffer.from(g.body).equals(dc.expected('bulk', g.id)), `RETR ${g.id}`);
+    assert.deepEqual(sentBeforeFirstAnswer(lines, 'RETR'), ids.map((n) => `RETR ${n}`));
+    await c.quit();
+  });
+
+  test('pipelineWindow caps the commands in flight: 100 before the first answer, never more', async () => {
+    const lines = [];
+    const c = await bulk({ onTranscript: (l) => lines.push(l), pipelineWindow: 100 });
+    lines.length = 0;
+    const list = await c.summaries();
+    assert.equal(list.length, BULK_COUNT);
+    assert.deepEqual(list.map((s) => s.subject), list.map((_, k) => bulkHeaders(k + 1).subject));
+    assert.deepEqual(sentBeforeFirstAnswer(lines, 'TOP'), Array.from({ length: 100 }, (_, k) => `TOP ${k + 1} 0`));
+    // From then on, never more than 100 sent and not yet answered (a status
+    // line answering a command carries its latency).
+    let inFlight = 0;
+    let most = 0;
+    for (const l of lines) {
+      if (l.dir === 'C') most = Math.max(most, ++inFlight);
+      else if ('latencyMs' in l) inFlight--;
+    }
+    assert.equal(inFlight, 0);
+    assert.equal(most, 100);
     await c.quit();
   });
 

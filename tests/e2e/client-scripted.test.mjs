@@ -127,73 +127,143 @@ function suite(via) {
     assert.deepEqual(srv.errors, []);
   });
 
-  /** Serves STAT/NOOP/LIST n and records whether the next command was already waiting when each was answered. */
-  async function serveCommands(c, seenEarly, n) {
-    for (let i = 0; i < n; i++) {
-      const l = await c.line();
-      await new Promise((r) => setTimeout(r, 30));
-      seenEarly.push(c.socket.readableLength > 0 || c.socket.bytesRead > 0 ? c.socket.bytesRead : 0);
-      if (l === 'NOOP') await c.send('+OK\r\n');
-      else await c.send(`+OK ${i} 100\r\n`);
-    }
+  // ---- pipelining: what the server had received before it answered ----
+
+  /** Octets the client sends up to the commands under test: CAPA, USER u, PASS p, CAPA. */
+  const LOGIN_OCTETS = ['CAPA', 'USER u', 'PASS p', 'CAPA'].reduce((a, l) => a + l.length + 2, 0);
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  /** Octets of command lines, CRLF included. */
+  const octets = (lines) => lines.reduce((a, l) => a + l.length + 2, 0);
+
+  /**
+   * Reads `n` lines, then, after `settleMs` in which a client that was not
+   * holding back would have sent more, asserts that the server has received
+   * exactly the login and the `seen` commands so far: nothing else.
+   */
+  async function readExactly(c, n, seen, expected, settleMs = 150) {
+    for (let i = 0; i < n; i++) seen.push(await c.line());
+    await sleep(settleMs);
+    assert.equal(c.socket.bytesRead, LOGIN_OCTETS + octets(seen), `after ${seen.length} commands: ${expected}`);
   }
 
-  for (const pipelining of [false, true]) {
-    test(`${pipelining ? 'with' : 'without'} PIPELINING: ${pipelining ? 'commands go out together' : 'lockstep'}`, async () => {
-      const order = [];
-      const { srv, connect } = await scripted(async (c) => {
-        await preamble(c, { capa: pipelining ? ['USER', 'PIPELINING'] : ['USER'] });
-        await userPass(c, pipelining ? ['USER', 'PIPELINING'] : ['USER']);
-        // Read the first command, wait, then see how many others had arrived.
-        for (let i = 0; i < 5; i++) {
-          const l = await c.line();
-          order.push(`got ${l}`);
-          await new Promise((r) => setTimeout(r, 40));
-          order.push(`answer ${l}`);
-          await c.send('+OK\r\n');
-        }
-      });
-      const c = await connect();
-      await c.auth('USER', { username: 'u', password: 'p' });
-      assert.equal(c.pipelining, pipelining);
-      await Promise.all([c.noop(), c.noop(), c.noop(), c.noop(), c.noop()]);
-      c.close();
-      assert.deepEqual(srv.errors, []);
-      const firstAnswer = order.indexOf('answer NOOP');
-      const gotBefore = order.slice(0, firstAnswer).filter((x) => x.startsWith('got')).length;
-      // The script reads lines one by one, so count what had been *sent*: in
-      // lockstep the 2nd NOOP cannot arrive before the 1st answer.
-      const sentBefore = srv.received.filter((l) => l === 'NOOP').length;
-      assert.equal(sentBefore, 5);
-      if (!pipelining) assert.deepEqual(order.slice(0, 4), ['got NOOP', 'answer NOOP', 'got NOOP', 'answer NOOP']);
-      assert.equal(gotBefore, 1);
-    });
-  }
-
-  test('pipelined NOOPs all reach the server before the first reply', async () => {
-    let arrivedBeforeFirstReply = 0;
+  test('without PIPELINING: lockstep, the server never holds a second command before it answers the first', async () => {
     const { srv, connect } = await scripted(async (c) => {
-      await preamble(c, { capa: ['USER', 'PIPELINING'] });
-      await userPass(c, ['USER', 'PIPELINING']);
-      await c.line();
-      await new Promise((r) => setTimeout(r, 100));
-      arrivedBeforeFirstReply = c.socket.bytesRead;
-      const before = c.socket.bytesRead;
-      void before;
-      await c.send('+OK\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n');
-      for (let i = 0; i < 4; i++) await c.line();
+      await preamble(c, { capa: ['USER'] });
+      await userPass(c, ['USER']);
+      const seen = [];
+      for (let i = 0; i < 5; i++) {
+        await readExactly(c, 1, seen, 'one command at a time');
+        await c.send('+OK\r\n');
+      }
+      assert.deepEqual(seen, ['NOOP', 'NOOP', 'NOOP', 'NOOP', 'NOOP']);
     });
     const c = await connect();
     await c.auth('USER', { username: 'u', password: 'p' });
-    const sentSoFar = () => srv.received.length;
-    const base = sentSoFar();
+    assert.equal(c.pipelining, false);
     await Promise.all([c.noop(), c.noop(), c.noop(), c.noop(), c.noop()]);
-    assert.equal(srv.received.length - base, 5);
-    // bytesRead counts every byte the server got by then: USER/PASS/CAPA lines plus all five NOOPs.
-    const expected = ['CAPA', 'USER u', 'PASS p', 'CAPA', 'NOOP', 'NOOP', 'NOOP', 'NOOP', 'NOOP'].reduce((a, l) => a + l.length + 2, 0);
-    assert.equal(arrivedBeforeFirstReply, expected);
     c.close();
     assert.deepEqual(srv.errors, []);
+  });
+
+  test('with PIPELINING: every command reaches the server before it answers the first', async () => {
+    const { srv, connect } = await scripted(async (c) => {
+      await preamble(c, { capa: ['USER', 'PIPELINING'] });
+      await userPass(c, ['USER', 'PIPELINING']);
+      // No answer until all five are in: a client in lockstep would never
+      // send the second, and its calls would time out.
+      const seen = [];
+      await readExactly(c, 5, seen, 'all five, and nothing else');
+      assert.deepEqual(seen, ['NOOP', 'STAT', 'LIST 1', 'UIDL 2', 'NOOP']);
+      await c.send('+OK one\r\n+OK 2 20\r\n+OK 1 10\r\n-ERR no such message\r\n+OK five\r\n');
+    });
+    const c = await connect();
+    await c.auth('USER', { username: 'u', password: 'p' });
+    assert.equal(c.pipelining, true);
+    const got = await Promise.allSettled([c.noop(), c.stat(), c.list(1), c.uidl(2), c.noop()]);
+    // Each answer matched to its command, in order.
+    assert.deepEqual(got.map((g) => g.value ?? g.reason.code), ['one', { count: 2, size: 20 }, { id: 1, size: 10 }, 'SERVER_ERROR', 'five']);
+    c.close();
+    assert.deepEqual(srv.errors, []);
+  });
+
+  test('pipelineWindow: 3 holds exactly three commands in flight', async () => {
+    const { srv, connect } = await scripted(async (c) => {
+      await preamble(c, { capa: ['USER', 'PIPELINING'] });
+      await userPass(c, ['USER', 'PIPELINING']);
+      const seen = [];
+      await readExactly(c, 3, seen, 'the first three');
+      // Each answer lets exactly one more in.
+      for (let i = 0; i < 4; i++) {
+        await c.send('+OK\r\n');
+        await readExactly(c, 1, seen, 'one more per answer');
+      }
+      assert.equal(seen.length, 7);
+      await c.send('+OK\r\n+OK\r\n+OK\r\n');
+    });
+    const c = await connect({ pipelineWindow: 3 });
+    await c.auth('USER', { username: 'u', password: 'p' });
+    const got = await Promise.allSettled(Array.from({ length: 7 }, () => c.noop()));
+    assert.deepEqual(got.map((g) => g.status), Array(7).fill('fulfilled'));
+    c.close();
+    assert.deepEqual(srv.errors, []);
+  });
+
+  test('a server that reads slowly and answers late: no deadlock, 16 KiB in flight at most, every answer matched', async () => {
+    const N = 2000;
+    const retr = (n) => `RETR ${n}`;
+    const body = (n) => `message ${n}\r\n` + `${'x'.repeat(62)}\r\n`.repeat(63);
+    // The first flight with default options: the longest run of RETR 1, 2, …
+    // that fits 16 384 octets (RETR 1..1590: 16 383).
+    let first = 0;
+    for (let sum = 0; sum + retr(first + 1).length + 2 <= 16384; first++) sum += retr(first + 1).length + 2;
+    let most = 0;
+    const { srv, connect } = await scripted(async (c) => {
+      await preamble(c, { capa: ['USER', 'PIPELINING'] });
+      await userPass(c, ['USER', 'PIPELINING']);
+      const seen = [];
+      await readExactly(c, first, seen, 'the first flight, 16 383 octets');
+      let answered = 0; // commands answered so far
+      let answeredOctets = 0; // counted before the answer is written: never an overcount
+      const unanswered = () => c.socket.bytesRead - LOGIN_OCTETS - answeredOctets;
+      most = unanswered();
+      const reader = (async () => {
+        while (seen.length < N) {
+          seen.push(await c.line());
+          most = Math.max(most, unanswered());
+          // Reads slowly: every 100 lines, stop reading for a while.
+          if (seen.length % 100 === 0) {
+            c.socket.pause();
+            await sleep(5);
+            c.socket.resume();
+          }
+        }
+      })();
+      // Answers late: every 10 ms, what has come in (up to 6 MB at once,
+      // more than the socket buffers take, so the writes wait for the client).
+      while (answered < N) {
+        await sleep(10);
+        const upto = seen.length;
+        for (; answered < upto; answered++) {
+          const n = Number(seen[answered].slice(5));
+          answeredOctets += seen[answered].length + 2;
+          await c.send(`+OK ${body(n).length} octets\r\n${body(n)}.\r\n`);
+        }
+      }
+      await reader;
+      assert.deepEqual(seen, Array.from({ length: N }, (_, k) => retr(k + 1)));
+      assert.equal(await c.line(), 'QUIT');
+      await c.send('+OK bye\r\n');
+    });
+    const c = await connect({ timeoutMs: 60_000 });
+    await c.auth('USER', { username: 'u', password: 'p' });
+    const ids = Array.from({ length: N }, (_, k) => k + 1);
+    const got = await c.retrMany(ids);
+    assert.deepEqual(got.map((g) => g.id), ids);
+    for (const g of got) assert.equal(Buffer.from(g.body).toString('latin1'), body(g.id), `RETR ${g.id}`);
+    await c.quit();
+    assert.deepEqual(srv.errors, []);
+    assert.ok(most <= 16384, `${most} octets of commands unanswered at the server`);
+    assert.ok(most > 16384 - 11, `the window filled (${most} octets)`);
   });
 
   test('AUTH PLAIN too long for one line answers a bare "+" continuation', async () => {

@@ -7,11 +7,41 @@
 //! ```
 //!
 //! Commands wait in a queue and are released by `pump`: one at a time
-//! (lockstep) unless the server announced PIPELINING, then up to a window.
-//! Commands that change the state (USER, PASS, APOP, AUTH, STLS, UTF8,
-//! QUIT) are barriers: sent only when nothing is outstanding, and nothing
-//! follows them until they are answered. So a command's state check at send
-//! time always sees the state the server will see.
+//! (lockstep) unless the server announced PIPELINING, then as many as fit
+//! in the window. Commands that change the state (USER, PASS, APOP, AUTH,
+//! STLS, UTF8, QUIT) are barriers: sent only when nothing is outstanding,
+//! and nothing follows them until they are answered. So a command's state
+//! check at send time always sees the state the server will see.
+//!
+//! # The pipelining window
+//!
+//! The window is counted in octets of command lines sent and not yet
+//! answered: at most `Options::pipelining_bytes` (16 KiB by default), and
+//! at most `Options::pipelining_window` commands (an upper bound a user may
+//! set; by default it is high enough never to bind before the octets do).
+//! What limits a batch on a long link is how many round trips it takes to
+//! get the commands out, and their size is what fills buffers: 1000
+//! `TOP n 0` lines are 10 893 octets, so a header scan of a 1000-message
+//! mailbox leaves in one flight (one write, 8 TCP segments of 1 460 octets,
+//! inside TCP's initial window of 10) and the answers stream back at the rate
+//! the path allows; a bigger batch is released as answers come back, about
+//! 1 400 commands per round trip.
+//!
+//! Why this cannot deadlock. RFC 2449 § 6.6: "If either the client or
+//! server uses blocking writes, it MUST not exceed the window size of the
+//! underlying transport layer." The deadlock it warns about is a client
+//! that blocks writing commands while the server blocks writing answers
+//! the client is not reading: each waits for the other's TCP window. This
+//! core never blocks: `take_output` hands bytes to the transport, and the
+//! transports (a WebSocket, whose `send` queues; Node's `socket.write`,
+//! which queues; the bridge, which relays both directions concurrently)
+//! keep reading answers whatever is still unsent, so the server can always
+//! write, and a server that can write keeps reading. The octet bound is for
+//! a server that reads slowly, or not while it writes: at most 16 KiB of
+//! our commands ever wait in its receive buffer and in the buffers on the
+//! way (far below any TCP receive buffer: Linux starts at 128 KiB), so our
+//! side never queues without bound either. The commands in flight are
+//! answered in order; a session that fails fails each of them.
 
 use std::collections::VecDeque;
 
@@ -138,8 +168,13 @@ pub enum Event {
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Commands in flight at once when the server announced PIPELINING.
+    /// The most commands in flight at once when the server announced
+    /// PIPELINING (an upper bound: `pipelining_bytes` usually binds first).
     pub pipelining_window: usize,
+    /// The most octets of command lines in flight at once when pipelining
+    /// (see the module documentation). A command longer than this on its
+    /// own is still sent, alone.
+    pub pipelining_bytes: usize,
     /// Set to false to stay in lockstep even when PIPELINING is offered.
     pub pipelining: bool,
     /// Emit `LineTranscribed` events.
@@ -161,7 +196,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            pipelining_window: 64,
+            pipelining_window: PIPELINING_WINDOW,
+            pipelining_bytes: PIPELINING_BYTES,
             pipelining: true,
             transcript: false,
             stls_by_transport: false,
@@ -172,6 +208,14 @@ impl Default for Options {
         }
     }
 }
+
+/// The default `Options::pipelining_window`: more than fit in
+/// `PIPELINING_BYTES` (the shortest command line is 6 octets), so by
+/// default the octets decide.
+const PIPELINING_WINDOW: usize = 4096;
+
+/// The default `Options::pipelining_bytes`.
+const PIPELINING_BYTES: usize = 16 * 1024;
 
 /// The default `Options::max_body`: bigger messages are read as streams.
 pub const MAX_BODY: usize = 128 * 1024 * 1024;
@@ -199,6 +243,8 @@ struct InFlight {
     cmd: Command,
     stream: bool,
     sasl: Option<Sasl>,
+    /// Octets of the command line (counted against `pipelining_bytes`).
+    octets: usize,
 }
 
 enum Reading {
@@ -216,6 +262,8 @@ pub struct Session {
     output: Vec<u8>,
     queue: VecDeque<Queued>,
     in_flight: VecDeque<InFlight>,
+    /// The sum of `octets` over `in_flight`.
+    in_flight_octets: usize,
     reading: Reading,
     events: VecDeque<Event>,
     next_id: CommandId,
@@ -249,6 +297,7 @@ impl Session {
             output: Vec::new(),
             queue: VecDeque::new(),
             in_flight: VecDeque::new(),
+            in_flight_octets: 0,
             reading: Reading::Status,
             events: VecDeque::new(),
             next_id: 1,
@@ -416,6 +465,7 @@ impl Session {
         }
         self.state = State::Closed;
         self.fatal = Some(error.clone());
+        self.in_flight_octets = 0;
         for f in std::mem::take(&mut self.in_flight) {
             self.complete(f.id, Err(error.clone()));
         }
@@ -441,21 +491,25 @@ impl Session {
         self.in_flight.front().and_then(|f| f.id)
     }
 
-    /// Releases queued commands as far as lockstep/pipelining allow.
+    /// Releases queued commands as far as lockstep/pipelining allow: with
+    /// nothing in flight, the next command always goes; otherwise only when
+    /// pipelining, neither it nor the last one sent is a barrier, and it
+    /// fits the window (commands and octets; see the module documentation).
     fn pump(&mut self) {
+        let pipelining = self.pipelining();
         while self.fatal.is_none() && !self.awaiting_tls && self.state != State::Greeting {
             let Some(front) = self.queue.front() else {
                 break;
             };
-            if self.in_flight.back().is_some_and(|f| f.cmd.is_barrier()) {
-                break;
-            }
-            if front.cmd.is_barrier() && !self.in_flight.is_empty() {
-                break;
-            }
-            let window = if self.pipelining() { self.opts.pipelining_window } else { 1 };
-            if self.in_flight.len() >= window {
-                break;
+            if !self.in_flight.is_empty() {
+                let fits = pipelining
+                    && !front.cmd.is_barrier()
+                    && !self.in_flight.back().is_some_and(|f| f.cmd.is_barrier())
+                    && self.in_flight.len() < self.opts.pipelining_window
+                    && self.in_flight_octets + wire_len(&front.cmd) <= self.opts.pipelining_bytes;
+                if !fits {
+                    break;
+                }
             }
             let Some(q) = self.queue.pop_front() else {
                 break;
@@ -476,6 +530,7 @@ impl Session {
     fn send(&mut self, q: Queued) {
         let Queued { id, mut cmd, stream } = q;
         let mut sasl = None;
+        let before = self.output.len();
         match &mut cmd {
             Command::Auth { mechanism } => {
                 let inline = match mechanism.initial_response() {
@@ -515,7 +570,9 @@ impl Session {
                 self.transcribe(Direction::C, LineKind::Command, id, cmd.transcript_line());
             }
         }
-        self.in_flight.push_back(InFlight { id, cmd, stream, sasl });
+        let octets = self.output.len() - before;
+        self.in_flight_octets += octets;
+        self.in_flight.push_back(InFlight { id, cmd, stream, sasl, octets });
     }
 
     /// Reads one line or one piece of a body starting at `pos`. Returns the
@@ -716,6 +773,7 @@ impl Session {
         let Some(mut f) = self.in_flight.pop_front() else {
             return;
         };
+        self.in_flight_octets -= f.octets;
         let ok = status.status == Status::Ok;
         let response =
             Response { status: status.status, resp_code: status.resp_code, text: status.text, body };
@@ -793,6 +851,14 @@ impl Session {
     pub fn take_recapa(&mut self) -> Option<CommandId> {
         self.recapa_id.take()
     }
+}
+
+/// The octets `cmd` puts on the wire (asked before sending it, of commands
+/// that are not barriers; the line itself is dropped at once).
+fn wire_len(cmd: &Command) -> usize {
+    let mut line = Vec::new();
+    cmd.encode(&mut line, None);
+    line.len()
 }
 
 fn mechanism_name(cmd: &Command) -> String {
