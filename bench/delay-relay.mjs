@@ -1,9 +1,12 @@
 // A TCP relay on loopback that adds half a round-trip time in each
-// direction: the "slow link" between the bridge (or poplib) and Dovecot.
-// (This kernel has no `tc netem`.)
+// direction: the benchmark's slow link where network namespaces cannot be
+// made (bench/slow-link.mjs; the real link is TCP across namespaces). It
+// delays a byte stream, so it hides TCP's slow start and ACK clock: both
+// legs are loopback connections that never wait for the delay.
 //
 //   const relay = await startDelayRelay({ host, port, rttMs: 50 });
 //   relay.port  // connect here instead of host:port
+//   relay.rttMs = 200;  // for what is read from now on
 //   await relay.close();
 //
 // Every chunk read on one side is written to the other rttMs/2 later, in
@@ -14,10 +17,6 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 
 function pipeDelayed(src, dst, delayMs, highWater) {
-  if (delayMs <= 0) {
-    src.pipe(dst);
-    return;
-  }
   const queue = [];
   let queued = 0;
   let timer = null;
@@ -49,19 +48,20 @@ function pipeDelayed(src, dst, delayMs, highWater) {
     schedule();
   };
   src.on('data', (buf) => {
-    queue.push({ at: performance.now() + delayMs, buf });
+    queue.push({ at: performance.now() + delayMs(), buf });
     queued += buf.length;
     if (queued > highWater) src.pause();
     schedule();
   });
   src.on('end', () => {
-    queue.push({ at: performance.now() + delayMs, end: true });
+    queue.push({ at: performance.now() + delayMs(), end: true });
     schedule();
   });
 }
 
 export async function startDelayRelay({ host, port, rttMs, highWater = 4 << 20 }) {
   const sockets = new Set();
+  const half = () => relay.rttMs / 2;
   const server = net.createServer((client) => {
     const upstream = net.connect({ host, port });
     for (const s of [client, upstream]) {
@@ -73,11 +73,11 @@ export async function startDelayRelay({ host, port, rttMs, highWater = 4 << 20 }
       });
       s.on('close', () => sockets.delete(s));
     }
-    pipeDelayed(client, upstream, rttMs / 2, highWater);
-    pipeDelayed(upstream, client, rttMs / 2, highWater);
+    pipeDelayed(client, upstream, half, highWater);
+    pipeDelayed(upstream, client, half, highWater);
   });
   await new Promise((resolve) => server.listen({ host: '127.0.0.1', port: 0, backlog: 2048 }, resolve));
-  return {
+  const relay = {
     host: '127.0.0.1',
     port: server.address().port,
     rttMs,
@@ -86,4 +86,5 @@ export async function startDelayRelay({ host, port, rttMs, highWater = 4 << 20 }
       await new Promise((r) => server.close(r));
     },
   };
+  return relay;
 }

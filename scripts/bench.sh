@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # `npm run bench`: installs what the benchmark needs when missing (Dovecot,
-# websockify, the npm packages, the wasm toolchain), builds the wasm package
-# and the bridge in release mode, then runs every scenario with its
-# baseline (bench/run.mjs) and prints the table. Raw figures go to
-# bench/results/<timestamp>.json.
+# the npm packages, the wasm toolchain, python3), builds the wasm package and
+# the bridge in release mode, then runs every scenario with its baseline
+# (bench/run.mjs) and prints the table. Raw figures go to
+# bench/results/<timestamp>.json. The slow link (scenario 1) makes its own
+# network namespaces when run as root (bench/slow-link.mjs) and removes
+# them on exit; otherwise it falls back to a delaying relay on loopback.
 #
-#   scripts/bench.sh            full run (about 2½ minutes once built)
-#   scripts/bench.sh --quick    every scenario at small sizes (about 25 s once built)
-#   scripts/bench.sh --only scan,bulk,bridge,scale,size,exporter   a subset
+#   scripts/bench.sh            full run (about 6 minutes once built)
+#   scripts/bench.sh --quick    every scenario at small sizes (about 40 s once built)
+#   scripts/bench.sh --only slow,scan,bulk,bridge,scale,size,exporter   a subset
 #   scripts/bench.sh --strict   exit 2 when a target is not met
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup.sh rust dovecot websockify npm
+bash scripts/setup.sh rust dovecot npm
 command -v python3 >/dev/null 2>&1 || bash scripts/setup.sh apt python3
 BRIDGE_PROFILE=release bash scripts/build.sh
-# Scenario 4's native load client and TCP workload server (incremental).
+# Scenario 4's native load client, TCP workload server and forwarder (incremental).
 cargo build --quiet --release -p ws-bridge --example relay_load
 
 # 5000 idle sessions hold two descriptors each in the bridge and in the

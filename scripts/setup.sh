@@ -8,7 +8,6 @@
 #   scripts/setup.sh chromium   Debian's Chromium for the page tests
 #   scripts/setup.sh nginx      nginx (scale-out tests)
 #   scripts/setup.sh monitoring Prometheus + promtool, Postfix, Dovecot's LMTP (pop3-exporter tests)
-#   scripts/setup.sh websockify websockify (benchmark baseline)
 #   scripts/setup.sh apt PKG…   any package from APT_BINARIES below
 #   scripts/setup.sh npm        node_modules from package.json / package-lock.json
 #
@@ -18,11 +17,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# Debian packages the default run installs (append chromium, nginx, websockify… as tests need them).
+# Debian packages the default run installs (append chromium, nginx… as tests need them).
 # systemd: systemd-analyze checks deploy/systemd/; strace: the bridge's system calls against its unit's filter.
 # clang, llvm (llvm-ar): ring's C and assembly for wasm32 (the TLS-capable module).
 # prometheus, postfix, dovecot-lmtpd: pop3-exporter against a real Prometheus, the delivery round trip through a real MTA.
-DEFAULT_APT_PACKAGES=(clang llvm dovecot-pop3d chromium nginx tmux systemd strace prometheus postfix dovecot-lmtpd)
+# iproute2: `ip netns`, for the benchmark's slow link (its smoke runs in the tests).
+DEFAULT_APT_PACKAGES=(clang llvm dovecot-pop3d chromium nginx tmux systemd strace prometheus postfix dovecot-lmtpd iproute2)
 
 # Package -> a file it installs; the package counts as present when the file exists.
 declare -A APT_BINARIES=(
@@ -30,7 +30,6 @@ declare -A APT_BINARIES=(
   [dovecot-core]=/usr/sbin/dovecot
   [chromium]=/usr/bin/chromium
   [nginx]=/usr/sbin/nginx
-  [websockify]=/usr/bin/websockify
   [openssl]=/usr/bin/openssl
   [tmux]=/usr/bin/tmux
   [systemd]=/usr/bin/systemd-analyze
@@ -40,6 +39,7 @@ declare -A APT_BINARIES=(
   [prometheus]=/usr/bin/promtool
   [postfix]=/usr/sbin/postfix
   [dovecot-lmtpd]=/usr/lib/dovecot/lmtp
+  [iproute2]=/usr/sbin/ip
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -234,12 +234,12 @@ main() {
       rust) setup_rust ;;
       dovecot) setup_dovecot ;;
       monitoring) setup_monitoring ;;
-      chromium|nginx|websockify) setup_apt "$step" ;;
+      chromium|nginx) setup_apt "$step" ;;
       apt) setup_apt "$@"; return 0 ;;
       npm) setup_npm ;;
       all) main ;;
-      -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 0 ;;
-      *) die "unknown step: $step (rust, dovecot, monitoring, chromium, nginx, websockify, apt PKG…, npm)" ;;
+      -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 0 ;;
+      *) die "unknown step: $step (rust, dovecot, monitoring, chromium, nginx, apt PKG…, npm)" ;;
     esac
   done
 }

@@ -1,7 +1,8 @@
 //! The load client and the TCP workload server of the benchmark's scenario 4
 //! ("the bridge alone", `bench/run.mjs`): small and native, so that neither
-//! end is the bottleneck and the figures are the relay's. The same client,
-//! with the same frames, drives the bridge and websockify.
+//! end is the bottleneck and the figures are the relay's. The same client
+//! drives the bridge (WebSocket, masked frames) and, for reference, plain
+//! TCP and a bare TCP forwarder.
 //!
 //! ```text
 //! relay_load serve
@@ -13,7 +14,8 @@
 //! relay_load upload   URL TARGET BYTES REPS   client → server MB/s per rep (64 KiB messages)
 //! relay_load latency  URL TARGET N SIZE       echo round trips of SIZE bytes
 //! relay_load tcp-latency PORT N SIZE          the same over plain TCP (the floor)
-//! relay_load tcp-download PORT BYTES REPS     server → client over plain TCP (the ceiling)
+//! relay_load tcp-download PORT BYTES REPS     server → client over plain TCP
+//! relay_load tcp-upload   PORT BYTES REPS     client → server over plain TCP (64 KiB writes)
 //! relay_load forward PORT
 //!     a bare TCP-to-TCP forwarder to 127.0.0.1:PORT (no WebSocket, no
 //!     checks): prints {"port":N}, runs until stdin closes. The latency
@@ -22,7 +24,7 @@
 //! ```
 //!
 //! TARGET is the workload port to name in the bridge's `connect` message,
-//! or `-` for a relay with a fixed target (websockify). The client is a
+//! or `-` for a WebSocket relay with a fixed target. The client is a
 //! WebSocket client as a browser is: every frame it sends is masked, and it
 //! offers the bridge's subprotocol only to the bridge. Each command prints
 //! one JSON line. Everything runs on one thread (the client and the server
@@ -192,6 +194,25 @@ async fn tcp_download(port: u16, n: u64) -> Res<f64> {
     Ok(n as f64 / (1 << 20) as f64 / t0.elapsed().as_secs_f64())
 }
 
+async fn tcp_upload(port: u16, n: u64) -> Res<f64> {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    tcp.set_nodelay(true)?;
+    let chunk = vec![0x62u8; MSG];
+    let t0 = Instant::now();
+    tcp.write_all(&header(b'U', n)).await?;
+    let mut sent = 0u64;
+    while sent < n {
+        let len = (n - sent).min(MSG as u64) as usize;
+        tcp.write_all(&chunk[..len]).await?;
+        sent += len as u64;
+    }
+    let mut ack = [0u8; 1];
+    if tcp.read(&mut ack).await? == 0 {
+        return Err("server closed before acknowledging".into());
+    }
+    Ok(n as f64 / (1 << 20) as f64 / t0.elapsed().as_secs_f64())
+}
+
 async fn serve_one(mut tcp: TcpStream) -> std::io::Result<()> {
     tcp.set_nodelay(true)?;
     let mut buf = vec![0u8; 256 * 1024];
@@ -289,15 +310,18 @@ async fn main_inner(args: &[String]) -> Res<()> {
     match arg(1)? {
         "serve" => serve().await,
         "forward" => forward(arg(2)?.parse()?).await,
-        "tcp-download" => {
+        cmd @ ("tcp-download" | "tcp-upload") => {
             let (port, n, reps) = (arg(2)?.parse()?, arg(3)?.parse::<u64>()?, arg(4)?.parse::<usize>()?);
             let mut out = Vec::new();
             for _ in 0..reps {
-                out.push(
-                    tokio::time::timeout(DEADLINE, tcp_download(port, n))
-                        .await
-                        .map_err(|_| "timed out")??,
-                );
+                let run = async {
+                    if cmd == "tcp-download" {
+                        tcp_download(port, n).await
+                    } else {
+                        tcp_upload(port, n).await
+                    }
+                };
+                out.push(tokio::time::timeout(DEADLINE, run).await.map_err(|_| "timed out")??);
             }
             let list: Vec<String> = out.iter().map(|x| format!("{x:.3}")).collect();
             println!(r#"{{"mbps":[{}]}}"#, list.join(","));
