@@ -9,10 +9,12 @@ scan: LIST, UIDL, then TOP n 0 for every message (or the first K with
 --limit), decoding From/To/Subject/Date/Message-ID of each header block, the
 same result pop3-wasm's summaries() returns. retr: RETR of the given
 messages (or the first K of them). Connecting and logging in are not timed.
-Prints one JSON object: {"seconds", "listSeconds", "messages", "bytes"}
-(bytes: the LIST sizes of what was fetched; listSeconds: the part of
-"seconds" before the first TOP, 0 for retr). rtt: the median time of 5 TCP
-connects, {"milliseconds"}.
+Prints one JSON object: {"seconds", "listSeconds", "messages", "bytes",
+"wireBytes"} (bytes: the LIST sizes of what was fetched; wireBytes: the
+answers' octets on the wire, status lines and terminators included, for
+scan also "listWireBytes", those of LIST and UIDL;
+listSeconds: the part of "seconds" before the first TOP, 0 for retr). rtt:
+the median time of 5 TCP connects, {"milliseconds"}.
 """
 import argparse
 import json
@@ -43,11 +45,19 @@ def ids_arg(s):
     return [int(x) for x in s.split(",")]
 
 
+def wire(answer):
+    """Octets of a multi-line answer on the wire: status line, body, ".CRLF"."""
+    resp, _, octets = answer
+    return len(resp) + 2 + octets + 3
+
+
 def scan(p, limit):
     parser = BytesHeaderParser(policy=compat32)
     t0 = time.perf_counter()
-    _, listing, _ = p.list()
-    _, uidls, _ = p.uidl()
+    listed = p.list()
+    uidled = p.uidl()
+    listing, uidls = listed[1], uidled[1]
+    received = list_received = wire(listed) + wire(uidled)
     sizes = [tuple(int(x) for x in l.split()[:2]) for l in listing]
     uid = dict(l.split()[:2] for l in uidls)
     if limit:
@@ -55,12 +65,15 @@ def scan(p, limit):
     out = []
     t_list = time.perf_counter() - t0
     for n, size in sizes:
-        _, lines, _ = p.top(n, 0)
+        answer = p.top(n, 0)
+        received += wire(answer)
+        lines = answer[1]
         h = parser.parsebytes(b"\r\n".join(lines))
         out.append((n, uid.get(str(n).encode()), size, h["from"], h["to"], h["subject"], h["date"], h["message-id"]))
     seconds = time.perf_counter() - t0
     assert out and out[0][5], "no subject decoded"
-    return {"seconds": seconds, "listSeconds": t_list, "messages": len(out), "bytes": sum(s for _, s in sizes)}
+    return {"seconds": seconds, "listSeconds": t_list, "messages": len(out), "bytes": sum(s for _, s in sizes),
+            "wireBytes": received, "listWireBytes": list_received}
 
 
 def retr(p, ids, limit):
@@ -71,13 +84,13 @@ def retr(p, ids, limit):
     if limit:
         ids = ids[:limit]
     t0 = time.perf_counter()
-    got = 0
+    received = 0
     for n in ids:
-        _, lines, octets = p.retr(n)
-        got += octets
+        received += wire(p.retr(n))
     seconds = time.perf_counter() - t0
-    assert got > 0
-    return {"seconds": seconds, "listSeconds": 0, "messages": len(ids), "bytes": sum(sizes[n] for n in ids)}
+    assert received > 0
+    return {"seconds": seconds, "listSeconds": 0, "messages": len(ids), "bytes": sum(sizes[n] for n in ids),
+            "wireBytes": received}
 
 
 def rtt(a):

@@ -21,7 +21,8 @@
 //
 //   const link = await startSlowLink({ rttMs: 50 });
 //   link.kind                    // 'netns' | 'relay'
-//   const srv = await link.startServer({ user, count });   // { pop3, bridgeUrl, pop3Addr: { host, port } }
+//   const far = await startServer(link, { user, count });  // { pop3, bridgeUrl, pop3Addr: { host, port } }
+//   const floor = await startFloorServer(link);            // floor.fetch(bytes, reps) → seconds[]
 //   link.clientCommand('node', [...])                     // [cmd, args] that run in the client namespace
 //   await link.setRtt(200);
 //   await link.close();          // also on exit, Ctrl-C or a failure (onExit)
@@ -228,6 +229,29 @@ export async function startServer(link, { user, count }) {
     pop3,
     bridgeUrl: `ws://${bridge.host}:${bridge.port}/pop3`,
     pop3Addr: await link.reach(pop3),
+    async stop() {
+      child.stdin.end();
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+      off();
+    },
+  };
+}
+
+/**
+ * Starts bench/tcp-floor.py on the far side. Resolves { fetch(bytes, reps)
+ * → seconds[] (run on the client side), stop() }.
+ */
+export async function startFloorServer(link) {
+  const [cmd, args] = link.serverCommand('python3', [path.join(HERE, 'tcp-floor.py'), 'serve', link.serverAddress]);
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const off = onExit(() => child.kill('SIGKILL'));
+  const { port } = JSON.parse(await firstLine(child, 'tcp-floor.py'));
+  const at = await link.reach(port);
+  return {
+    async fetch(bytes, reps) {
+      const [c, a] = link.clientCommand('python3', [path.join(HERE, 'tcp-floor.py'), 'fetch', at.host, String(at.port), String(bytes), String(reps)]);
+      return JSON.parse(execFileSync(c, a, { encoding: 'utf8', timeout: 300_000 })).seconds;
+    },
     async stop() {
       child.stdin.end();
       await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
