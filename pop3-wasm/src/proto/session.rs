@@ -40,8 +40,10 @@
 //! a server that reads slowly, or not while it writes: at most 16 KiB of
 //! our commands ever wait in its receive buffer and in the buffers on the
 //! way (far below any TCP receive buffer: Linux starts at 128 KiB), so our
-//! side never queues without bound either. The commands in flight are
-//! answered in order; a session that fails fails each of them.
+//! side never queues without bound either (also while a stream's reader
+//! has stopped and the transport pauses reading: the session waits for
+//! that reader). The commands in flight are answered in order; a session
+//! that fails fails each of them.
 
 use std::collections::VecDeque;
 
