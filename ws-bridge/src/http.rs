@@ -2,8 +2,11 @@
 //! sessions), `/healthz`, `/metrics`, static files, and graceful shutdown.
 //!
 //! ```text
-//!  accept ─► (TLS handshake, in the connection's task) ─► hyper (HTTP/1.1, upgrades)
-//!        ─► axum router ─► /pop3: origin, subprotocol, admission ─► relay::run
+//!  accept ─► caps ─► (TLS handshake, in the connection's task) ─► hyper (HTTP/1.1, upgrades; see conn)
+//!        ─► axum router ─► security headers on every response
+//!           ├ /pop3: X-Forwarded-For, Origin, subprotocol, admission ─► relay::run
+//!           ├ /healthz, /metrics (here, or only on metrics_listen; bearer token optional)
+//!           └ static files from --serve: no dotfiles, nothing outside the directory
 //! ```
 //!
 //! Shutdown: stop accepting, let HTTP requests finish, give sessions
@@ -12,7 +15,8 @@
 use std::{
     future::Future,
     io,
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
+    path::{Component, Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -26,17 +30,13 @@ use axum::{
         ConnectInfo, Request, State,
         ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{any, get},
 };
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::{conn::auto, graceful::GracefulShutdown},
-};
-use ipnet::IpNet;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
     net::TcpListener,
     sync::{Notify, watch},
 };
@@ -46,7 +46,9 @@ use tracing::{debug, info, warn};
 
 use crate::{
     config::{CLIENT_READ_BUFFER, Config, UPSTREAM_CHUNK},
-    limits::{ClientKey, Limiter, Refused},
+    conn::{self, Activity, Watched},
+    forwarded,
+    limits::{ConnectionLimiter, Limiter},
     metrics::{Metrics, Reject},
     relay,
     wire::SUBPROTOCOL,
@@ -61,6 +63,9 @@ pub struct AppState {
     pub config: Config,
     pub metrics: Arc<Metrics>,
     limiter: Arc<Limiter>,
+    connections: Arc<ConnectionLimiter>,
+    /// `--serve`, with symbolic links resolved.
+    serve_root: Option<PathBuf>,
     next_id: AtomicU64,
     /// Becomes `true` when running sessions must close now.
     close_now: watch::Receiver<bool>,
@@ -70,8 +75,11 @@ pub struct AppState {
 
 impl AppState {
     fn new(config: Config, close_now: watch::Receiver<bool>) -> Arc<AppState> {
+        let serve_root = config.serve.as_ref().map(|dir| dir.canonicalize().unwrap_or_else(|_| dir.clone()));
         Arc::new(AppState {
             limiter: Limiter::new(config.limits),
+            connections: ConnectionLimiter::new(&config.limits),
+            serve_root,
             config,
             metrics: Arc::new(Metrics::default()),
             next_id: AtomicU64::new(1),
@@ -95,54 +103,85 @@ impl AppState {
     }
 }
 
+/// A running session, counted in `ws_bridge_sessions_active` for as long
+/// as it lives: dropping it (at the end, or when the session's task
+/// panics) takes it off and wakes a shutdown waiting for the last one.
+struct ActiveSession<'a>(&'a AppState);
+
+impl<'a> ActiveSession<'a> {
+    fn new(state: &'a AppState) -> Self {
+        state.metrics.sessions_active.fetch_add(1, Ordering::SeqCst);
+        state.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
+        ActiveSession(state)
+    }
+}
+
+impl Drop for ActiveSession<'_> {
+    fn drop(&mut self) {
+        if self.0.metrics.sessions_active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.drained.notify_waiters();
+        }
+    }
+}
+
 /// Serves until `shutdown` completes, then shuts down gracefully (see the
-/// module docs) and returns.
+/// module docs) and returns. With `metrics_listen` set, binds it and
+/// serves `/metrics` there only.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    serve_with_metrics(listener, metrics, config, shutdown).await
+}
+
+/// [`serve`], with `/metrics` on `metrics_listener` (already bound) when
+/// one is given, and then not on `listener`.
+pub async fn serve_with_metrics(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let (close_tx, close_rx) = watch::channel(false);
     let state = AppState::new(config, close_rx);
-    let router = routes(state.clone());
+    let separate_metrics = metrics_listener.is_some();
+    let router = routes(state.clone(), !separate_metrics);
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let tls = state.config.server_tls.clone().map(tokio_rustls::TlsAcceptor::from);
-    let tls_deadline = state.config.timeouts.tls;
-    tokio::pin!(shutdown);
-
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, go on.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // POP3 is a dialogue of short lines: do not let Nagle hold them back.
-        let _ = tcp.set_nodelay(true);
-        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        let router = router.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let graceful = Arc::new(graceful);
+    let metrics_task = metrics_listener.map(|metrics_listener| {
+        let router = metrics_routes(state.clone());
+        let state = state.clone();
+        let graceful = graceful.clone();
+        let stop = stop_rx.clone();
         tokio::spawn(async move {
-            match tls {
-                None => serve_connection(tcp, peer, router, builder, watcher).await,
-                Some(acceptor) => match tokio::time::timeout(tls_deadline, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => serve_connection(stream, peer, router, builder, watcher).await,
-                    Ok(Err(e)) => debug!(client = %peer, error = %e, "TLS accept failed"),
-                    Err(_) => debug!(client = %peer, "TLS accept timed out"),
-                },
-            }
-        });
+            // Its own, small caps: the scraper is one client.
+            let limits =
+                crate::Limits { max_connections: 16, max_connections_per_ip: 16, ..state.config.limits };
+            let connections = ConnectionLimiter::new(&limits);
+            accept_loop(&metrics_listener, &state, &connections, router, None, &graceful, stop).await;
+        })
+    });
+    let tls = state.config.server_tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let stop = async {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::pin!(stop);
+    tokio::select! {
+        () = accept_loop(&listener, &state, &state.connections, router, tls, &graceful, stop_rx) => {}
+        () = &mut stop => {}
     }
     drop(listener);
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
+    let graceful = Arc::into_inner(graceful).expect("the accept loops are done");
 
     let deadline = state.config.timeouts.shutdown;
     info!(
@@ -164,22 +203,62 @@ pub async fn serve(
     Ok(())
 }
 
-async fn serve_connection<I>(
-    io: I,
-    peer: SocketAddr,
+/// Accepts connections on `listener` until `stop` turns true, each in its
+/// own task, within the connection caps.
+async fn accept_loop(
+    listener: &TcpListener,
+    state: &AppState,
+    connections: &Arc<ConnectionLimiter>,
     router: Router,
-    builder: auto::Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
-        router.clone().oneshot(request)
-    });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
-    if let Err(e) = watcher.watch(conn).await {
-        debug!(client = %peer, error = %e, "HTTP connection ended with an error");
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    graceful: &GracefulShutdown,
+    mut stop: watch::Receiver<bool>,
+) {
+    let builder = conn::http_builder(&state.config.limits, &state.config.timeouts);
+    let tls_deadline = state.config.timeouts.tls;
+    let keepalive = state.config.timeouts.keepalive;
+    let mut backoff = conn::ACCEPT_BACKOFF.0;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = conn::accept(listener, &mut backoff) => accepted,
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        // Trusted proxies carry many clients: only the total applies to them.
+        let per_ip = !state.config.trusted_proxies.iter().any(|net| net.contains(&peer.ip()));
+        let place = match connections.open(peer.ip(), per_ip) {
+            Ok(place) => place,
+            Err(refused) => {
+                state.metrics.reject(refused.reject());
+                debug!(client = %peer, why = ?refused, "connection refused by limits");
+                conn::refuse(tcp);
+                continue;
+            }
+        };
+        // POP3 is a dialogue of short lines: do not let Nagle hold them back.
+        let _ = tcp.set_nodelay(true);
+        let activity = Activity::new();
+        let tcp = Watched::new(tcp, activity.clone());
+        let router = router.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _place = place;
+            match tls {
+                None => {
+                    conn::serve_connection(tcp, activity, peer, router, builder, watcher, keepalive).await
+                }
+                Some(acceptor) => match tokio::time::timeout(tls_deadline, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        conn::serve_connection(stream, activity, peer, router, builder, watcher, keepalive)
+                            .await
+                    }
+                    Ok(Err(e)) => debug!(client = %peer, error = %e, "TLS accept failed"),
+                    Err(_) => debug!(client = %peer, "TLS accept timed out"),
+                },
+            }
+        });
     }
 }
 
@@ -187,53 +266,116 @@ async fn serve_connection<I>(
 /// without [`serve`]).
 pub fn router(config: Config) -> Router {
     let (_, close_rx) = watch::channel(false);
-    routes(AppState::new(config, close_rx))
+    let with_metrics = config.metrics_listen.is_none();
+    routes(AppState::new(config, close_rx), with_metrics)
 }
 
-fn routes(state: Arc<AppState>) -> Router {
-    let serve_dir = state.config.serve.clone();
-    let router = Router::new()
-        .route("/pop3", any(pop3))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
-        .with_state(state);
-    match serve_dir {
-        Some(dir) => router.fallback_service(ServeDir::new(dir)),
-        None => router,
+fn routes(state: Arc<AppState>, with_metrics: bool) -> Router {
+    let mut router = Router::new().route("/pop3", any(pop3)).route("/healthz", get(|| async { "ok" }));
+    if with_metrics {
+        router = router.route("/metrics", get(metrics));
     }
+    if state.config.demo_json.is_some() {
+        router = router.route("/demo.json", get(demo_json));
+    }
+    if state.serve_root.is_some() {
+        router = router.fallback(static_file);
+    }
+    router.layer(middleware::from_fn(security_headers)).with_state(state)
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+fn metrics_routes(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+    if !state.config.metrics_authorized(authorization) {
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "bearer token required\n")
+            .into_response();
+    }
+    state.metrics.http_connections.store(state.connections.open_now() as i64, Ordering::Relaxed);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
         .into_response()
 }
 
-/// The client's address: the TCP peer, or, when the peer is a trusted
-/// proxy, the right-most `X-Forwarded-For` entry that is not itself a
-/// trusted proxy (entries further left are whatever the client claimed).
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
+async fn demo_json(State(state): State<Arc<AppState>>) -> Response {
+    let json = state.config.demo_json.clone().unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], json).into_response()
+}
+
+/// Static files from `--serve`: never a dotfile or dot-directory (`.git`,
+/// `.htpasswd`, `.env`), and never a file whose real path (symbolic links
+/// resolved) lies outside the directory.
+async fn static_file(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let Some(root) = &state.serve_root else { return StatusCode::NOT_FOUND.into_response() };
+    if !servable(root, request.uri().path()) {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
     }
-    let mut hops = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
-        let Ok(value) = value.to_str() else { return peer };
-        hops.extend(value.split(',').map(str::trim));
+    match ServeDir::new(root).oneshot(request).await {
+        Ok(response) => response.into_response(),
+        Err(never) => match never {},
     }
-    let mut nearest = peer;
-    for hop in hops.iter().rev() {
-        let parsed = hop
-            .parse::<IpAddr>()
-            .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
-            .map(|ip| ip.to_canonical());
-        let Ok(ip) = parsed else { break };
-        if !is_trusted(&ip) {
-            return ip;
+}
+
+/// Whether the file a request path names may be served from `root`
+/// (canonical): no segment starts with `.`, and the file (or the
+/// directory's `index.html`) resolves to a path inside `root`. Paths that
+/// name nothing pass, for the file server to answer 404.
+pub fn servable(root: &Path, request_path: &str) -> bool {
+    let Ok(decoded) = percent_encoding::percent_decode_str(request_path).decode_utf8() else { return false };
+    let mut path = root.to_path_buf();
+    for component in Path::new(decoded.trim_start_matches('/')).components() {
+        match component {
+            Component::Normal(name) if !name.as_encoded_bytes().starts_with(b".") => path.push(name),
+            Component::CurDir => {}
+            _ => return false,
         }
-        nearest = ip;
     }
-    nearest
+    let target = if path.is_dir() { path.join("index.html") } else { path };
+    match target.canonicalize() {
+        Ok(real) => real.starts_with(root),
+        Err(_) => !target.exists(),
+    }
+}
+
+/// What every response carries: these are pages where people type
+/// passwords. The pages load only their own scripts (and compile their
+/// own WebAssembly), talk only to this bridge, and may not be framed.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .map(str::to_owned);
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if let Ok(csp) = HeaderValue::from_str(&content_security_policy(host.as_deref())) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
+
+/// The pages' Content-Security-Policy; `host` is the request's `Host`
+/// (checked to be a plain host\[:port\]), for `connect-src` to name this
+/// bridge's `ws://` and `wss://` URLs.
+pub fn content_security_policy(host: Option<&str>) -> String {
+    let connect = match host {
+        Some(host) => format!("'self' ws://{host} wss://{host}"),
+        None => "'self'".to_string(),
+    };
+    format!(
+        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self'; \
+         connect-src {connect}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
 }
 
 async fn pop3(
@@ -242,9 +384,18 @@ async fn pop3(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let client = client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
-    let origin = headers.get(header::ORIGIN).map(|v| v.as_bytes());
-    if !state.config.origin_allowed(origin) {
+    let forwarded_for = headers.get_all("x-forwarded-for").iter().map(HeaderValue::as_bytes);
+    let client = match forwarded::client_ip(peer.ip(), forwarded_for, &state.config.trusted_proxies) {
+        Ok(client) => client,
+        Err(e) => {
+            state.metrics.reject(Reject::ForwardedFor);
+            warn!(proxy = %peer.ip(), "request refused: {e}");
+            return (StatusCode::BAD_REQUEST, "X-Forwarded-For names no client\n").into_response();
+        }
+    };
+    let origin = headers.get(header::ORIGIN).map(HeaderValue::as_bytes);
+    let host = headers.get(header::HOST).map(HeaderValue::as_bytes);
+    if !state.config.origin_allowed(origin, host) {
         state.metrics.reject(Reject::Origin);
         info!(%client, origin = %origin.map(String::from_utf8_lossy).unwrap_or_default().escape_debug(), "origin refused");
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
@@ -260,14 +411,11 @@ async fn pop3(
             .into_response();
     }
     let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-    let admission = state.limiter.admit(ClientKey::of(client));
+    let key = state.limiter.key(client);
+    let admission = state.limiter.admit(key);
     if let Err(refused) = admission {
-        state.metrics.reject(match refused {
-            Refused::Rate => Reject::Rate,
-            Refused::Total => Reject::MaxSessions,
-            Refused::PerIp => Reject::MaxSessionsPerIp,
-        });
-        info!(id, %client, key = %ClientKey::of(client), why = ?refused, "session refused by limits");
+        state.metrics.reject(refused.reject());
+        info!(id, %client, %key, why = ?refused, "session refused by limits");
     }
     let max = state.config.limits.max_message_size;
     upgrade
@@ -284,51 +432,64 @@ async fn pop3(
                 Ok(admission) => admission,
                 Err(refused) => return relay::refuse(socket, refused.message()).await,
             };
-            state.metrics.sessions_active.fetch_add(1, Ordering::SeqCst);
-            state.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
+            let _active = ActiveSession::new(&state);
             let ctx = relay::Context {
                 config: &state.config,
                 metrics: &state.metrics,
+                admission: &admission,
                 close_now: state.close_now.clone(),
                 client,
                 id,
             };
             relay::run(socket, ctx).await;
-            drop(admission);
-            if state.metrics.sessions_active.fetch_sub(1, Ordering::SeqCst) == 1 {
-                state.drained.notify_waiters();
-            }
         })
 }
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
-
     use super::*;
 
+    #[cfg(unix)]
     #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let trusted: Vec<IpNet> = vec!["127.0.0.1/32".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let xff = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert("x-forwarded-for", HeaderValue::from_str(v).unwrap());
-            h
-        };
-        // untrusted peer: header ignored
-        assert_eq!(client_ip(ip("192.0.2.9"), &xff("198.51.100.1"), &trusted), ip("192.0.2.9"));
-        // trusted peer: the right-most untrusted hop
-        assert_eq!(client_ip(ip("127.0.0.1"), &xff("198.51.100.1"), &trusted), ip("198.51.100.1"));
-        assert_eq!(
-            client_ip(ip("127.0.0.1"), &xff("6.6.6.6, 198.51.100.1, 10.1.1.1"), &trusted),
-            ip("198.51.100.1")
-        );
-        // spoofed garbage to the left of a good hop does not matter
-        assert_eq!(client_ip(ip("127.0.0.1"), &xff("junk, 198.51.100.1"), &trusted), ip("198.51.100.1"));
-        // nothing usable: the nearest trusted hop
-        assert_eq!(client_ip(ip("127.0.0.1"), &xff("junk"), &trusted), ip("127.0.0.1"));
-        assert_eq!(client_ip(ip("127.0.0.1"), &HeaderMap::new(), &trusted), ip("127.0.0.1"));
-        assert_eq!(client_ip(ip("127.0.0.1"), &xff("::ffff:198.51.100.1"), &trusted), ip("198.51.100.1"));
+    fn static_paths_with_dot_segments_or_leading_outside_are_not_served() {
+        let root = std::env::temp_dir().join(format!("ws-bridge-servable-{}", std::process::id()));
+        let outside = root.with_extension("outside");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("app")).unwrap();
+        std::fs::write(root.join("index.html"), "<p>").unwrap();
+        std::fs::write(root.join("app/x.js"), "").unwrap();
+        std::fs::write(root.join(".htpasswd"), "admin:x").unwrap();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::write(root.join(".git/config"), "").unwrap();
+        std::fs::write(&outside, "secret").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("out.txt")).unwrap();
+        std::os::unix::fs::symlink(root.join("app/x.js"), root.join("in.js")).unwrap();
+        let root = root.canonicalize().unwrap();
+        for (path, ok) in [
+            ("/", true),
+            ("/index.html", true),
+            ("/app/x.js", true),
+            ("/in.js", true),
+            ("/missing.html", true),
+            ("/.htpasswd", false),
+            ("/%2ehtpasswd", false),
+            ("/.git/config", false),
+            ("/app/../.htpasswd", false),
+            ("/out.txt", false),
+            ("/%ff", false),
+        ] {
+            assert_eq!(servable(&root, path), ok, "{path}");
+        }
+        let _ = std::fs::remove_dir_all(&root);
+        let _ = std::fs::remove_file(&outside);
+    }
+
+    #[test]
+    fn the_policy_names_this_bridge_for_websockets() {
+        let csp = content_security_policy(Some("127.0.0.1:8080"));
+        assert!(csp.contains("connect-src 'self' ws://127.0.0.1:8080 wss://127.0.0.1:8080;"), "{csp}");
+        assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval';"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(content_security_policy(None).contains("connect-src 'self';"));
     }
 }

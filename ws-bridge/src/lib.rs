@@ -16,14 +16,20 @@
 //! * [`wire`]: the session wire format v1 (control messages, error codes).
 //! * [`upstream`]: TCP, TLS and the STLS exchange.
 //! * [`relay`]: one session, from connect to close.
-//! * [`http`]: the listener (TCP or TLS), routes and [`serve`], graceful shutdown.
-//! * [`limits`]: per-address session counts and connect rate.
+//! * [`http`]: routes, security headers, static files, [`serve`], graceful shutdown.
+//! * [`conn`]: accepting HTTP connections, their caps and deadlines.
+//! * [`forwarded`]: the client's address behind trusted proxies (`X-Forwarded-For`).
+//! * [`dns`]: the asynchronous resolver (hickory), with a deadline and a cap.
+//! * [`limits`]: sessions, connections, rates and bytes, per client and in total.
 //! * [`metrics`]: the counters behind `/metrics`.
 //! * [`token`]: HMAC access tokens bound to a destination.
 //! * [`options`]: flags, environment and config file; [`logging`]: tracing set-up.
 
 pub mod config;
+pub mod conn;
 pub mod demo;
+pub mod dns;
+pub mod forwarded;
 pub mod http;
 pub mod limits;
 pub mod logging;
@@ -36,4 +42,4 @@ pub mod upstream;
 pub mod wire;
 
 pub use config::{Config, ConfigError, Limits, Settings, Timeouts};
-pub use http::{router, serve};
+pub use http::{router, serve, serve_with_metrics};

@@ -9,7 +9,13 @@ use std::{
 
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
-use ws_bridge::{Config, options::ServeArgs, policy::Host, token::TokenKeys};
+use ws_bridge::{
+    Config,
+    options::ServeArgs,
+    policy::Host,
+    token::{self, TokenKeys},
+    wire::TlsMode,
+};
 
 /// Relays WebSocket sessions from pop3-wasm clients to POP3 servers.
 ///
@@ -43,7 +49,10 @@ struct TokenArgs {
     /// Its port.
     #[arg(long)]
     port: u16,
-    /// How long the token is valid (e.g. 10m, 1h, 7d).
+    /// The session's TLS mode the token is for: implicit, starttls or none.
+    #[arg(long, value_parser = parse_tls)]
+    tls: TlsMode,
+    /// How long the token is valid (e.g. 10m, 1h); at most token_max_ttl.
     #[arg(long, default_value = "1h", value_parser = ws_bridge::options::parse_duration)]
     ttl: Duration,
     /// The secret file (as --token-secret-file when serving).
@@ -71,14 +80,21 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_tls(s: &str) -> Result<TlsMode, String> {
+    token::parse_tls(s).ok_or_else(|| format!("{s:?}: expected implicit, starttls or none"))
+}
+
 fn check_config(args: ServeArgs) -> ExitCode {
     let checked = args.resolve().and_then(|options| {
         ws_bridge::logging::filter(&options.log_level)?;
-        Config::build(options.settings.clone()).map_err(|e| e.to_string())?;
-        Ok(options)
+        let config = Config::build(options.settings.clone()).map_err(|e| e.to_string())?;
+        Ok((options, config.warnings))
     });
     match checked {
-        Ok(options) => {
+        Ok((options, warnings)) => {
+            for warning in warnings {
+                eprintln!("ws-bridge: warning: {warning}");
+            }
             print!("{}", options.describe());
             ExitCode::SUCCESS
         }
@@ -90,13 +106,37 @@ fn check_config(args: ServeArgs) -> ExitCode {
 }
 
 fn token(args: TokenArgs) -> ExitCode {
-    let secret_file = match (args.token_secret_file, args.config) {
-        (Some(file), _) => Some(file),
-        (None, config) => {
-            let serve = ServeArgs { config, ..ServeArgs::default() };
-            serve.resolve().ok().and_then(|o| o.settings.token_secret_file)
+    // token_max_ttl (and the secret file, unless given) from the
+    // environment and the config file, as the bridge would read them.
+    let serve = ServeArgs { config: args.config, ..ServeArgs::default() };
+    let settings = match serve.resolve() {
+        Ok(options) => options.settings,
+        Err(e) => {
+            eprintln!("ws-bridge token: {e}");
+            return ExitCode::from(2);
         }
     };
+    let max_ttl = std::env::var("WS_BRIDGE_TOKEN_MAX_TTL")
+        .ok()
+        .map(|v| ws_bridge::options::parse_duration(&v))
+        .transpose()
+        .map(|env| env.unwrap_or(settings.token_max_ttl));
+    let max_ttl = match max_ttl {
+        Ok(max_ttl) => max_ttl,
+        Err(e) => {
+            eprintln!("ws-bridge token: WS_BRIDGE_TOKEN_MAX_TTL: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.ttl > max_ttl {
+        eprintln!(
+            "ws-bridge token: --ttl {} is longer than token_max_ttl ({}): the bridge would refuse the token",
+            humantime::format_duration(args.ttl),
+            humantime::format_duration(max_ttl)
+        );
+        return ExitCode::from(2);
+    }
+    let secret_file = args.token_secret_file.or(settings.token_secret_file);
     let Some(secret_file) = secret_file else {
         eprintln!("ws-bridge token: give --token-secret-file (or --config with token_secret_file)");
         return ExitCode::from(2);
@@ -108,11 +148,14 @@ fn token(args: TokenArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(warning) = token::permission_warning(&secret_file) {
+        eprintln!("ws-bridge token: warning: {warning}");
+    }
     let Some(host) = Host::parse(&args.host) else {
         eprintln!("ws-bridge token: --host {:?} is not a host name or address", args.host);
         return ExitCode::from(2);
     };
-    println!("{}", keys.mint(&host, args.port, SystemTime::now() + args.ttl));
+    println!("{}", keys.mint(&host, args.port, args.tls, SystemTime::now() + args.ttl));
     ExitCode::SUCCESS
 }
 
@@ -136,6 +179,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let listener = match TcpListener::bind(options.listen).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -143,15 +189,28 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => match TcpListener::bind(addr).await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                eprintln!("ws-bridge: cannot listen on {addr} (metrics_listen): {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let bound = listener.local_addr().unwrap_or(options.listen);
     {
         // Tests and scripts read this line to find the port.
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "ws-bridge listening on {bound}");
+        if let Some(metrics) = metrics_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+            let _ = writeln!(stdout, "ws-bridge metrics on {metrics}");
+        }
         let _ = stdout.flush();
     }
     tracing::info!(%bound, tls = config.server_tls.is_some(), "listening");
-    match ws_bridge::serve(listener, config, shutdown_signal()).await {
+    match ws_bridge::serve_with_metrics(listener, metrics_listener, config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ws-bridge: {e}");

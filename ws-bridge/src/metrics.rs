@@ -22,16 +22,37 @@ pub enum Reject {
     MaxSessions,
     /// `max_sessions_per_ip` reached.
     MaxSessionsPerIp,
+    /// `max_sessions_per_dest` reached for the server's address.
+    MaxSessionsPerDest,
+    /// `max_destinations_per_ip` reached this minute.
+    Destinations,
+    /// `global_connect_rate` exceeded.
+    GlobalRate,
+    /// `max_bytes_per_ip_hour` used up (refused, or a session ended).
+    Bytes,
+    /// An HTTP connection refused at accept: `max_connections`.
+    MaxConnections,
+    /// An HTTP connection refused at accept: `max_connections_per_ip`.
+    MaxConnectionsPerIp,
+    /// `X-Forwarded-For` from a trusted proxy that names no usable client (HTTP 400).
+    ForwardedFor,
 }
 
 impl Reject {
-    const ALL: [Reject; 6] = [
+    const ALL: [Reject; 13] = [
         Reject::Origin,
         Reject::Policy,
         Reject::Token,
         Reject::Rate,
         Reject::MaxSessions,
         Reject::MaxSessionsPerIp,
+        Reject::MaxSessionsPerDest,
+        Reject::Destinations,
+        Reject::GlobalRate,
+        Reject::Bytes,
+        Reject::MaxConnections,
+        Reject::MaxConnectionsPerIp,
+        Reject::ForwardedFor,
     ];
 
     pub fn label(self) -> &'static str {
@@ -42,6 +63,13 @@ impl Reject {
             Reject::Rate => "rate",
             Reject::MaxSessions => "max_sessions",
             Reject::MaxSessionsPerIp => "max_sessions_per_ip",
+            Reject::MaxSessionsPerDest => "max_sessions_per_dest",
+            Reject::Destinations => "max_destinations_per_ip",
+            Reject::GlobalRate => "global_connect_rate",
+            Reject::Bytes => "max_bytes_per_ip_hour",
+            Reject::MaxConnections => "max_connections",
+            Reject::MaxConnectionsPerIp => "max_connections_per_ip",
+            Reject::ForwardedFor => "forwarded_for",
         }
     }
 }
@@ -83,6 +111,8 @@ impl Histogram {
 pub struct Metrics {
     pub sessions_active: AtomicI64,
     pub sessions_total: AtomicU64,
+    /// HTTP connections open (before any WebSocket upgrade).
+    pub http_connections: AtomicI64,
     /// Client → server.
     pub bytes_up: AtomicU64,
     /// Server → client.
@@ -109,6 +139,12 @@ impl Metrics {
             self.sessions_active.load(Ordering::Relaxed).to_string(),
         );
         one(
+            "ws_bridge_http_connections",
+            "gauge",
+            "HTTP connections open (sessions are counted apart once upgraded).",
+            self.http_connections.load(Ordering::Relaxed).to_string(),
+        );
+        one(
             "ws_bridge_sessions_total",
             "counter",
             "WebSocket sessions opened since start.",
@@ -125,7 +161,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP ws_bridge_rejects_total Sessions refused, by reason.\n# TYPE ws_bridge_rejects_total counter"
+            "# HELP ws_bridge_rejects_total Sessions, connections and requests refused, by reason.\n# TYPE ws_bridge_rejects_total counter"
         );
         for why in Reject::ALL {
             let n = self.rejects[why as usize].load(Ordering::Relaxed);

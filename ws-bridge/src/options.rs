@@ -41,7 +41,9 @@ pub struct ServeArgs {
     /// Extra CA certificates (PEM) trusted for upstream TLS (repeatable).
     #[arg(long = "ca-file", value_name = "PEM", env = "WS_BRIDGE_CA_FILE", value_delimiter = ' ')]
     pub ca_file: Vec<PathBuf>,
-    /// Accept WebSocket requests only from these origins (repeatable).
+    /// Accept WebSocket requests from these origins besides the bridge's
+    /// own pages (repeatable); '*' accepts any. Requests without Origin
+    /// (not a browser) are accepted.
     #[arg(long = "origin", value_name = "URL", env = "WS_BRIDGE_ORIGIN", value_delimiter = ' ')]
     pub origin: Vec<String>,
     /// Serve static files from this directory.
@@ -65,6 +67,25 @@ pub struct ServeArgs {
         value_delimiter = ' '
     )]
     pub trusted_proxy: Vec<String>,
+    /// Ask these DNS servers (IP[:PORT], repeatable) instead of the
+    /// system's (/etc/resolv.conf).
+    #[arg(
+        long = "dns-server",
+        value_name = "IP[:PORT]",
+        env = "WS_BRIDGE_DNS_SERVER",
+        value_delimiter = ' '
+    )]
+    pub dns_server: Vec<String>,
+    /// Serve /metrics only on this address, not on --listen.
+    #[arg(long, value_name = "ADDR", env = "WS_BRIDGE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Require "Authorization: Bearer <token>" for /metrics, the token
+    /// read from this file.
+    #[arg(long, value_name = "FILE", env = "WS_BRIDGE_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
+    /// Refuse access tokens that expire further ahead than this [default: 24h].
+    #[arg(long, value_name = "DURATION", env = "WS_BRIDGE_TOKEN_MAX_TTL", value_parser = parse_duration)]
+    pub token_max_ttl: Option<Duration>,
     /// Concurrent sessions at most [default: 1024].
     #[arg(long, value_name = "N", env = "WS_BRIDGE_MAX_SESSIONS")]
     pub max_sessions: Option<usize>,
@@ -77,6 +98,36 @@ pub struct ServeArgs {
     /// Sessions a client address may open at once before the rate applies [default: 60].
     #[arg(long, value_name = "N", env = "WS_BRIDGE_CONNECT_BURST")]
     pub connect_burst: Option<u32>,
+    /// Concurrent sessions to one server address, all clients [default: 200].
+    #[arg(long, value_name = "N", env = "WS_BRIDGE_MAX_SESSIONS_PER_DEST")]
+    pub max_sessions_per_dest: Option<usize>,
+    /// New upstream connections per minute, all clients together [default: 1200].
+    #[arg(long, value_name = "N", env = "WS_BRIDGE_GLOBAL_CONNECT_RATE")]
+    pub global_connect_rate: Option<u32>,
+    /// Upstream connections the bridge may open at once before the global rate applies [default: 100].
+    #[arg(long, value_name = "N", env = "WS_BRIDGE_GLOBAL_CONNECT_BURST")]
+    pub global_connect_burst: Option<u32>,
+    /// Different servers (address and port) one client may reach per minute [default: 10].
+    #[arg(long, value_name = "N", env = "WS_BRIDGE_MAX_DESTINATIONS_PER_IP")]
+    pub max_destinations_per_ip: Option<usize>,
+    /// POP3 bytes (both ways) one client may relay per hour [default: 1073741824].
+    #[arg(long, value_name = "BYTES", env = "WS_BRIDGE_MAX_BYTES_PER_IP_HOUR")]
+    pub max_bytes_per_ip_hour: Option<u64>,
+    /// IPv6 clients are counted per prefix of this length [default: 64].
+    #[arg(long, value_name = "BITS", env = "WS_BRIDGE_IPV6_PREFIX")]
+    pub ipv6_prefix: Option<u8>,
+    /// Open HTTP connections, all clients (before a WebSocket upgrade) [default: 1024].
+    #[arg(long, value_name = "N", env = "WS_BRIDGE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Open HTTP connections per client address (trusted proxies exempt) [default: 64].
+    #[arg(long, value_name = "N", env = "WS_BRIDGE_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Largest HTTP request head, bytes (at least 8192) [default: 16384].
+    #[arg(long, value_name = "BYTES", env = "WS_BRIDGE_MAX_HEADER_SIZE")]
+    pub max_header_size: Option<usize>,
+    /// DNS lookups in flight at once [default: 256].
+    #[arg(long, value_name = "N", env = "WS_BRIDGE_MAX_LOOKUPS")]
+    pub max_lookups: Option<usize>,
     /// Largest WebSocket message and frame from a client, bytes [default: 1048576].
     #[arg(long, value_name = "BYTES", env = "WS_BRIDGE_MAX_MESSAGE_SIZE")]
     pub max_message_size: Option<usize>,
@@ -101,6 +152,12 @@ pub struct ServeArgs {
     /// Deadline for each TLS handshake and the STLS reply [default: 10s].
     #[arg(long, value_name = "DURATION", env = "WS_BRIDGE_TLS_TIMEOUT", value_parser = parse_duration)]
     pub tls_timeout: Option<Duration>,
+    /// Deadline for an HTTP request's head (request line and headers) [default: 10s].
+    #[arg(long, value_name = "DURATION", env = "WS_BRIDGE_HEADER_TIMEOUT", value_parser = parse_duration)]
+    pub header_timeout: Option<Duration>,
+    /// Close an HTTP connection after this long without a byte either way [default: 5s].
+    #[arg(long, value_name = "DURATION", env = "WS_BRIDGE_KEEPALIVE_TIMEOUT", value_parser = parse_duration)]
+    pub keepalive_timeout: Option<Duration>,
     /// On SIGTERM/SIGINT, let sessions run this long before closing them [default: 30s].
     #[arg(long, value_name = "DURATION", env = "WS_BRIDGE_SHUTDOWN_TIMEOUT", value_parser = parse_duration)]
     pub shutdown_timeout: Option<Duration>,
@@ -150,11 +207,26 @@ struct FileConfig {
     token_secret_file: Option<PathBuf>,
     #[serde(default)]
     trusted_proxy: Vec<String>,
+    #[serde(default)]
+    dns_server: Vec<String>,
+    metrics_listen: Option<SocketAddr>,
+    metrics_token_file: Option<PathBuf>,
+    token_max_ttl: Option<String>,
     max_sessions: Option<usize>,
     max_sessions_per_ip: Option<usize>,
     connect_rate: Option<u32>,
     connect_burst: Option<u32>,
     max_message_size: Option<usize>,
+    max_sessions_per_dest: Option<usize>,
+    global_connect_rate: Option<u32>,
+    global_connect_burst: Option<u32>,
+    max_destinations_per_ip: Option<usize>,
+    max_bytes_per_ip_hour: Option<u64>,
+    ipv6_prefix: Option<u8>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    max_header_size: Option<usize>,
+    max_lookups: Option<usize>,
     idle_timeout: Option<String>,
     max_session_time: Option<String>,
     ping_interval: Option<String>,
@@ -162,6 +234,8 @@ struct FileConfig {
     resolve_timeout: Option<String>,
     connect_timeout: Option<String>,
     tls_timeout: Option<String>,
+    header_timeout: Option<String>,
+    keepalive_timeout: Option<String>,
     shutdown_timeout: Option<String>,
     log_level: Option<String>,
     log_format: Option<LogFormat>,
@@ -229,6 +303,13 @@ impl ServeArgs {
             )?,
             ping_interval: dur(self.ping_interval, &file.ping_interval, "ping_interval", t.ping_interval)?,
             shutdown: dur(self.shutdown_timeout, &file.shutdown_timeout, "shutdown_timeout", t.shutdown)?,
+            header: dur(self.header_timeout, &file.header_timeout, "header_timeout", t.header)?,
+            keepalive: dur(
+                self.keepalive_timeout,
+                &file.keepalive_timeout,
+                "keepalive_timeout",
+                t.keepalive,
+            )?,
         };
         let l = Limits::default();
         let limits = Limits {
@@ -240,6 +321,34 @@ impl ServeArgs {
             connect_rate: self.connect_rate.or(file.connect_rate).unwrap_or(l.connect_rate),
             connect_burst: self.connect_burst.or(file.connect_burst).unwrap_or(l.connect_burst),
             max_message_size: self.max_message_size.or(file.max_message_size).unwrap_or(l.max_message_size),
+            max_sessions_per_dest: self
+                .max_sessions_per_dest
+                .or(file.max_sessions_per_dest)
+                .unwrap_or(l.max_sessions_per_dest),
+            global_connect_rate: self
+                .global_connect_rate
+                .or(file.global_connect_rate)
+                .unwrap_or(l.global_connect_rate),
+            global_connect_burst: self
+                .global_connect_burst
+                .or(file.global_connect_burst)
+                .unwrap_or(l.global_connect_burst),
+            max_destinations_per_ip: self
+                .max_destinations_per_ip
+                .or(file.max_destinations_per_ip)
+                .unwrap_or(l.max_destinations_per_ip),
+            max_bytes_per_ip_hour: self
+                .max_bytes_per_ip_hour
+                .or(file.max_bytes_per_ip_hour)
+                .unwrap_or(l.max_bytes_per_ip_hour),
+            ipv6_prefix: self.ipv6_prefix.or(file.ipv6_prefix).unwrap_or(l.ipv6_prefix),
+            max_connections: self.max_connections.or(file.max_connections).unwrap_or(l.max_connections),
+            max_connections_per_ip: self
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(l.max_connections_per_ip),
+            max_header_size: self.max_header_size.or(file.max_header_size).unwrap_or(l.max_header_size),
+            max_lookups: self.max_lookups.or(file.max_lookups).unwrap_or(l.max_lookups),
         };
         let settings = Settings {
             allow: list(self.allow, file.allow),
@@ -250,6 +359,15 @@ impl ServeArgs {
             tls_key: self.tls_key.or(file.tls_key),
             token_secret_file: self.token_secret_file.or(file.token_secret_file),
             trusted_proxies: list(self.trusted_proxy, file.trusted_proxy),
+            dns_servers: list(self.dns_server, file.dns_server),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            metrics_token_file: self.metrics_token_file.or(file.metrics_token_file),
+            token_max_ttl: dur(
+                self.token_max_ttl,
+                &file.token_max_ttl,
+                "token_max_ttl",
+                crate::token::DEFAULT_MAX_TTL,
+            )?,
             limits,
             timeouts,
             ..Settings::default()
@@ -291,6 +409,15 @@ impl Options {
         }
         let _ = writeln!(out, "ca_file = {}", ps(&s.ca_files));
         let _ = writeln!(out, "origin = {}", qs(&s.origins));
+        let _ = writeln!(
+            out,
+            "# browsers: {}; requests without Origin (not a browser): accepted",
+            if s.origins.iter().any(|o| o.trim() == "*") {
+                "any origin"
+            } else {
+                "the bridge's own pages and the origins listed"
+            }
+        );
         let opt = |out: &mut String, key: &str, p: &Option<PathBuf>| match p {
             Some(p) => {
                 let _ = writeln!(out, "{key} = {}", qp(p));
@@ -308,13 +435,24 @@ impl Options {
             "# access tokens: {}",
             if s.token_secret_file.is_some() { "required" } else { "not required" }
         );
+        let _ = writeln!(out, "token_max_ttl = {}", q(&format_duration(s.token_max_ttl)));
         let _ = writeln!(out, "trusted_proxy = {}", qs(&s.trusted_proxies));
-        let l = &s.limits;
-        let _ = writeln!(out, "max_sessions = {}", l.max_sessions);
-        let _ = writeln!(out, "max_sessions_per_ip = {}", l.max_sessions_per_ip);
-        let _ = writeln!(out, "connect_rate = {}", l.connect_rate);
-        let _ = writeln!(out, "connect_burst = {}", l.connect_burst);
-        let _ = writeln!(out, "max_message_size = {}", l.max_message_size);
+        let _ = writeln!(out, "dns_server = {}", qs(&s.dns_servers));
+        if s.dns_servers.is_empty() {
+            let _ = writeln!(out, "# no dns_server: the system's (/etc/resolv.conf)");
+        }
+        match &s.metrics_listen {
+            Some(addr) => {
+                let _ = writeln!(out, "metrics_listen = {}", q(&addr.to_string()));
+            }
+            None => {
+                let _ = writeln!(out, "# metrics_listen not set: /metrics is served on listen");
+            }
+        }
+        opt(&mut out, "metrics_token_file", &s.metrics_token_file);
+        for (key, value) in s.limits.numbers() {
+            let _ = writeln!(out, "{key} = {value}");
+        }
         let t = &s.timeouts;
         for (key, d) in [
             ("idle_timeout", t.idle),
@@ -324,6 +462,8 @@ impl Options {
             ("resolve_timeout", t.resolve),
             ("connect_timeout", t.connect),
             ("tls_timeout", t.tls),
+            ("header_timeout", t.header),
+            ("keepalive_timeout", t.keepalive),
             ("shutdown_timeout", t.shutdown),
         ] {
             let _ = writeln!(out, "{key} = {}", q(&format_duration(d)));

@@ -14,6 +14,11 @@
 //! that were judged: there is no second lookup a DNS-rebinding attacker
 //! could answer differently.
 //!
+//! The default rule also refuses the addresses of this host's own
+//! interfaces (listed at every check, so a new address counts at once): a
+//! public address of the bridge's host is routed over loopback, so a POP3
+//! server there that is firewalled only from outside would be reachable.
+//!
 //! Odd IPv4 spellings that the C resolver accepts (`2130706433`,
 //! `0177.0.0.1`, `0x7f.1`, `127.1`) are parsed into the address they mean
 //! and judged as that address; any other all-numeric name is refused.
@@ -26,6 +31,8 @@ use std::{
     sync::Arc,
     time::Duration,
 };
+
+use crate::dns::Dns;
 
 /// The ports allowed by the default (no `--allow`) rule.
 pub const DEFAULT_PORTS: [u16; 2] = [110, 995];
@@ -300,18 +307,57 @@ impl fmt::Debug for Resolver {
     }
 }
 
+/// Where the host's own addresses come from.
+#[derive(Debug, Clone)]
+pub enum HostAddresses {
+    /// The interfaces, listed at every check.
+    Interfaces,
+    /// These (unit tests).
+    Fixed(Vec<IpAddr>),
+}
+
+impl HostAddresses {
+    fn list(&self) -> io::Result<Vec<IpAddr>> {
+        match self {
+            HostAddresses::Interfaces => {
+                Ok(if_addrs::get_if_addrs()?.into_iter().map(|i| i.ip().to_canonical()).collect())
+            }
+            HostAddresses::Fixed(ips) => Ok(ips.clone()),
+        }
+    }
+}
+
 /// The allowlist and the address guard.
 #[derive(Debug, Clone)]
 pub struct Policy {
     allow: Vec<AllowEntry>,
     resolve_timeout: Duration,
     resolver: Option<Resolver>,
+    dns: Option<Dns>,
     default_ports: Vec<u16>,
+    own: HostAddresses,
 }
 
 impl Policy {
     pub fn new(allow: Vec<AllowEntry>, resolve_timeout: Duration) -> Self {
-        Policy { allow, resolve_timeout, resolver: None, default_ports: DEFAULT_PORTS.to_vec() }
+        Policy {
+            allow,
+            resolve_timeout,
+            resolver: None,
+            dns: None,
+            default_ports: DEFAULT_PORTS.to_vec(),
+            own: HostAddresses::Interfaces,
+        }
+    }
+
+    /// Resolves names with `dns` (unless a [`Resolver`] is set).
+    pub fn with_dns(self, dns: Dns) -> Self {
+        Policy { dns: Some(dns), ..self }
+    }
+
+    /// The host's own addresses from `own` instead of its interfaces.
+    pub fn with_host_addresses(self, own: HostAddresses) -> Self {
+        Policy { own, ..self }
     }
 
     /// The ports the default rule allows, instead of 110 and 995 (tests use
@@ -326,12 +372,14 @@ impl Policy {
     }
 
     /// Checks a target and returns the addresses to connect to, resolving
-    /// names with the system resolver (or the one set).
+    /// names with the bridge's resolver (or the one set).
     pub async fn check(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Refusal> {
         let resolver = self.resolver.clone();
-        self.check_with(host, port, async move |name: String, port: u16| match resolver {
-            Some(Resolver(resolve)) => resolve(name, port).await,
-            None => tokio::net::lookup_host((name.as_str(), port)).await.map(|it| it.collect()),
+        let dns = self.dns.clone();
+        self.check_with(host, port, async move |name: String, port: u16| match (resolver, dns) {
+            (Some(Resolver(resolve)), _) => resolve(name, port).await,
+            (None, Some(dns)) => dns.lookup(&name, port).await,
+            (None, None) => Err(io::Error::other("no resolver configured")),
         })
         .await
     }
@@ -379,11 +427,20 @@ impl Policy {
         // rule wants every address public, so a name with one private
         // address among public ones is refused as a whole.
         if !explicit {
+            let own = match self.own.list() {
+                Ok(own) => own,
+                Err(e) => return deny(format!("cannot list this host's addresses: {e}")),
+            };
             for addr in &addrs {
-                if let Err(why) = judge_ip(addr.ip()) {
+                let ip = addr.ip();
+                let verdict = judge_ip(ip).and_then(|()| match own.contains(&ip.to_canonical()) {
+                    true => Err("one of this host's own addresses"),
+                    false => Ok(()),
+                });
+                if let Err(why) = verdict {
                     return match &parsed {
-                        Host::Ip(_) => deny(format!("address {}: {why}", addr.ip())),
-                        Host::Name(_) => deny(format!("{parsed} resolves to {}: {why}", addr.ip())),
+                        Host::Ip(_) => deny(format!("address {ip}: {why}")),
+                        Host::Name(_) => deny(format!("{parsed} resolves to {ip}: {why}")),
                     };
                 }
             }
@@ -589,6 +646,20 @@ mod tests {
 
     fn open() -> Policy {
         Policy::new(vec![], Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn the_hosts_own_addresses_are_denied_unless_allowed() {
+        let own = HostAddresses::Fixed(vec![ip("11.22.33.44"), ip("2a00:1450::44")]);
+        let p = open().with_host_addresses(own.clone());
+        for host in ["11.22.33.44", "::ffff:11.22.33.44", "[2a00:1450::44]"] {
+            assert!(denied(p.check_with(host, 995, nxdomain).await), "{host}");
+        }
+        assert!(denied(p.check_with("own.example", 995, fake(&["8.8.8.8", "11.22.33.44"])).await));
+        assert!(p.check_with("11.22.33.45", 995, nxdomain).await.is_ok());
+        // An allowlist entry may name the host itself on purpose.
+        let p = allowing(&["11.22.33.44:110"]).with_host_addresses(own);
+        assert!(p.check_with("11.22.33.44", 110, nxdomain).await.is_ok());
     }
 
     fn allowing(entries: &[&str]) -> Policy {

@@ -41,6 +41,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
     config::{Config, Timeouts, UPSTREAM_CHUNK},
+    limits::{Admission, DestSlot, Refused},
     metrics::{Metrics, Reject},
     policy::{Host, Refusal},
     token::TokenError,
@@ -82,6 +83,12 @@ impl Failure {
     fn protocol(message: impl Into<String>) -> Self {
         Failure::new(ErrorCode::ProtocolError, message)
     }
+
+    /// A limit (on connections or bytes) reached during the session:
+    /// `BRIDGE_REJECTED`, close 4429, as a refused session gets.
+    fn limit(refused: Refused) -> Self {
+        Failure { close: 4429, ..Failure::new(ErrorCode::BridgeRejected, refused.message()) }
+    }
 }
 
 /// How a session ended without a [`Failure`].
@@ -100,6 +107,8 @@ enum End {
 pub struct Context<'a> {
     pub config: &'a Config,
     pub metrics: &'a Metrics,
+    /// The session's place in the limits; pays for connections and bytes.
+    pub admission: &'a Admission,
     /// Becomes `true` when the bridge closes every session.
     pub close_now: watch::Receiver<bool>,
     /// The client's address (after `X-Forwarded-For` from trusted proxies).
@@ -112,6 +121,7 @@ pub struct Context<'a> {
 #[derive(Debug)]
 struct Counters<'a> {
     metrics: &'a Metrics,
+    admission: &'a Admission,
     started: Instant,
     /// Client → server bytes.
     up: AtomicU64,
@@ -124,9 +134,10 @@ struct Counters<'a> {
 }
 
 impl<'a> Counters<'a> {
-    fn new(metrics: &'a Metrics) -> Self {
+    fn new(metrics: &'a Metrics, admission: &'a Admission) -> Self {
         Counters {
             metrics,
+            admission,
             started: Instant::now(),
             up: AtomicU64::new(0),
             down: AtomicU64::new(0),
@@ -137,6 +148,15 @@ impl<'a> Counters<'a> {
 
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+
+    /// Pays for `n` bytes from the client's allowance before they go on.
+    fn pay(&self, n: usize) -> Result<(), Failure> {
+        self.admission.charge(n).map_err(|refused| {
+            self.metrics.reject(refused.reject());
+            info!(why = ?refused, "session ended by limits");
+            Failure::limit(refused)
+        })
     }
 
     fn add_up(&self, n: usize) {
@@ -219,7 +239,7 @@ pub async fn run(socket: WebSocket, ctx: Context<'_>) {
     );
     async move {
         let (mut tx, mut rx) = socket.split();
-        let counters = Counters::new(ctx.metrics);
+        let counters = Counters::new(ctx.metrics, ctx.admission);
         let t = &ctx.config.timeouts;
         let result = {
             let session = session(&mut tx, &mut rx, &ctx, &counters);
@@ -323,7 +343,9 @@ async fn session(
         let verdict = match (&connect.token, Host::parse(&connect.host)) {
             (None, _) => Err(TokenError::Missing),
             (Some(_), None) => Err(TokenError::WrongDestination),
-            (Some(token), Some(host)) => keys.verify(token.expose(), &host, connect.port, SystemTime::now()),
+            (Some(token), Some(host)) => {
+                keys.verify(token.expose(), &host, connect.port, connect.tls, SystemTime::now())
+            }
         };
         if let Err(why) = verdict {
             ctx.metrics.reject(Reject::Token);
@@ -350,12 +372,10 @@ async fn session(
         return Err(Failure::not_allowed());
     };
     let connecting = Instant::now();
-    let tcp = upstream::connect_tcp(&addrs, config.timeouts.connect).await;
+    let connected = connect_upstream(ctx, &addrs).await;
     ctx.metrics.upstream_connect.observe(connecting.elapsed());
-    let tcp = tcp.map_err(|why| {
-        info!(why, "connect failed");
-        Failure::new(ErrorCode::ConnectFailed, why)
-    })?;
+    // The place at the server's address is held for the whole session.
+    let (tcp, _slot) = connected?;
     if let Ok(addr) = tcp.peer_addr() {
         debug!(upstream = %addr, "connected");
     }
@@ -384,6 +404,45 @@ async fn session(
                 Upgraded::Closed => return Ok(End::UpstreamClosed { error: false }),
             },
         }
+    }
+}
+
+/// Connects to the first of `addrs` (all checked by the policy) that the
+/// limits let through and that answers, all within `connect_timeout`.
+/// Each address tried takes a place in the limits first: sessions at that
+/// address, the client's different servers, the bridge's connection rate.
+async fn connect_upstream(
+    ctx: &Context<'_>,
+    addrs: &[std::net::SocketAddr],
+) -> Result<(tokio::net::TcpStream, DestSlot), Failure> {
+    let deadline = tokio::time::Instant::now() + ctx.config.timeouts.connect;
+    let mut refused = None;
+    let mut failed = None;
+    for addr in addrs {
+        let slot = match ctx.admission.reserve(*addr) {
+            Ok(slot) => slot,
+            Err(why) => {
+                refused.get_or_insert(why);
+                continue;
+            }
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match upstream::connect_tcp(std::slice::from_ref(addr), left).await {
+            Ok(tcp) => return Ok((tcp, slot)),
+            Err(why) => failed = Some(why),
+        }
+    }
+    match (failed, refused) {
+        (Some(why), _) => {
+            info!(why, "connect failed");
+            Err(Failure::new(ErrorCode::ConnectFailed, why))
+        }
+        (None, Some(why)) => {
+            ctx.metrics.reject(why.reject());
+            info!(why = ?why, "connection refused by limits");
+            Err(Failure::limit(why))
+        }
+        (None, None) => Err(Failure::new(ErrorCode::ConnectFailed, "no address to connect to")),
     }
 }
 
@@ -505,6 +564,8 @@ enum UpEnd {
     Error,
     ClientGone,
     Paused,
+    /// The client's transfer allowance ran out.
+    Limit(Failure),
 }
 
 enum DownEnd {
@@ -561,6 +622,9 @@ async fn relay_phase(
                 match read {
                     Ok(0) => return UpEnd::Eof,
                     Ok(n) => {
+                        if let Err(failure) = counters.pay(n) {
+                            return UpEnd::Limit(failure);
+                        }
                         counters.add_down(n);
                         let msg = Message::Binary(buf.split().freeze());
                         if tx.send(msg).await.is_err() {
@@ -587,6 +651,9 @@ async fn relay_phase(
                 counters.client_seen();
                 match msg {
                     Message::Binary(bytes) => {
+                        if let Err(failure) = counters.pay(bytes.len()) {
+                            return DownEnd::Failed(failure);
+                        }
                         if wr.write_all(&bytes).await.is_err() {
                             return DownEnd::UpstreamGone;
                         }
@@ -642,6 +709,10 @@ async fn relay_phase(
         Err(UpEnd::ClientGone | UpEnd::Paused) => {
             let _ = upstream.shutdown().await;
             Phase::Done(End::ClientClosed)
+        }
+        Err(UpEnd::Limit(failure)) => {
+            let _ = upstream.shutdown().await;
+            Phase::Failed(failure)
         }
         Ok(DownEnd::Stls) => Phase::Stls(upstream),
         Ok(DownEnd::ClientClosed) => {

@@ -1,16 +1,23 @@
-//! Access tokens: HMAC-SHA256 over an expiry and one destination.
+//! Access tokens: HMAC-SHA256 over an expiry and one destination: host,
+//! port and TLS mode.
 //!
 //! ```text
 //! token   = base64url(payload) "." base64url(HMAC-SHA256(secret, base64url(payload)))
-//! payload = "1." EXPIRY "." PORT "." HOST      e.g. 1.1767225600.995.pop.example.com
+//! payload = "2." EXPIRY "." PORT "." TLS "." HOST      e.g. 2.1767225600.995.implicit.pop.example.com
 //! ```
 //!
-//! EXPIRY is Unix seconds; HOST is canonical (lower-case name, or the IP
+//! EXPIRY is Unix seconds; TLS is the session's `tls` (`implicit`,
+//! `starttls` or `none`), so a token made for TLS on 995 does not open a
+//! plain-text session; HOST is canonical (lower-case name, or the IP
 //! address in its usual spelling, IPv6 in brackets), so `POP.Example.com`
-//! and `pop.example.com.` mint the same token. Verification needs only the
-//! secret: any replica that has the file accepts any replica's tokens. The
-//! secret file may hold several secrets, one per line: the first signs, all
-//! verify, which lets an operator rotate without a flag day.
+//! and `pop.example.com.` mint the same token. A token whose expiry lies
+//! further ahead than `token_max_ttl` is refused, whoever signed it.
+//! Tokens of format 1 (no TLS mode) are refused.
+//!
+//! Verification needs only the secret: any replica that has the file
+//! accepts any replica's tokens. The secret file may hold several secrets,
+//! one per line: the first signs, all verify, which lets an operator rotate
+//! without a flag day.
 
 use std::{
     fmt,
@@ -22,7 +29,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::policy::Host;
+use crate::{policy::Host, wire::TlsMode};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -32,15 +39,20 @@ pub const MIN_SECRET_LEN: usize = 32;
 /// Longest token looked at; anything longer is malformed.
 const MAX_TOKEN_LEN: usize = 1024;
 
+/// The default for `token_max_ttl`.
+pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// The signing and verifying secrets. `Debug` never shows them.
 #[derive(Clone)]
 pub struct TokenKeys {
     secrets: Vec<Vec<u8>>,
+    /// Tokens expiring further ahead than this are refused.
+    max_ttl: Duration,
 }
 
 impl fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenKeys({} secret(s), redacted)", self.secrets.len())
+        write!(f, "TokenKeys({} secret(s), redacted, max_ttl {:?})", self.secrets.len(), self.max_ttl)
     }
 }
 
@@ -52,6 +64,12 @@ pub enum TokenError {
     BadSignature,
     Expired,
     WrongDestination,
+    /// Made for another TLS mode than the session asks for.
+    WrongTls,
+    /// Expires further ahead than `token_max_ttl`.
+    TooLong,
+    /// Format 1 (bound to host and port only): mint a new one.
+    Outdated,
 }
 
 impl fmt::Display for TokenError {
@@ -62,6 +80,9 @@ impl fmt::Display for TokenError {
             TokenError::BadSignature => "token signature does not verify",
             TokenError::Expired => "token expired",
             TokenError::WrongDestination => "token is for another destination",
+            TokenError::WrongTls => "token is for another TLS mode",
+            TokenError::TooLong => "token lives longer than token_max_ttl",
+            TokenError::Outdated => "token of format 1 (without the TLS mode); mint a new one",
         })
     }
 }
@@ -75,7 +96,17 @@ impl TokenKeys {
         if secrets.iter().any(|s| s.len() < MIN_SECRET_LEN) {
             return Err(format!("every secret must be at least {MIN_SECRET_LEN} bytes"));
         }
-        Ok(TokenKeys { secrets })
+        Ok(TokenKeys { secrets, max_ttl: DEFAULT_MAX_TTL })
+    }
+
+    /// Refuses tokens that expire further ahead than `max_ttl`.
+    pub fn with_max_ttl(self, max_ttl: Duration) -> TokenKeys {
+        TokenKeys { max_ttl, ..self }
+    }
+
+    /// The longest lifetime a token may have.
+    pub fn max_ttl(&self) -> Duration {
+        self.max_ttl
     }
 
     /// Reads secrets from a file: one per line, blank lines and `#`
@@ -97,17 +128,24 @@ impl TokenKeys {
         mac
     }
 
-    /// A token for `host:port`, valid until `expires`.
-    pub fn mint(&self, host: &Host, port: u16, expires: SystemTime) -> String {
+    /// A token for `host:port` in TLS mode `tls`, valid until `expires`.
+    pub fn mint(&self, host: &Host, port: u16, tls: TlsMode, expires: SystemTime) -> String {
         let exp = expires.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
-        let payload = URL_SAFE_NO_PAD.encode(format!("1.{exp}.{port}.{host}"));
+        let payload = URL_SAFE_NO_PAD.encode(format!("2.{exp}.{port}.{tls}.{host}"));
         let tag = Self::mac(&self.secrets[0], payload.as_bytes()).finalize().into_bytes();
         format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag))
     }
 
-    /// Checks the signature (in constant time), then the expiry, then that
-    /// the token names this destination.
-    pub fn verify(&self, token: &str, host: &Host, port: u16, now: SystemTime) -> Result<(), TokenError> {
+    /// Checks the signature (in constant time), then the expiry and the
+    /// lifetime, then that the token names this destination and TLS mode.
+    pub fn verify(
+        &self,
+        token: &str,
+        host: &Host,
+        port: u16,
+        tls: TlsMode,
+        now: SystemTime,
+    ) -> Result<(), TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
@@ -122,9 +160,12 @@ impl TokenKeys {
         }
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
         let payload = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
-        let mut parts = payload.splitn(4, '.');
-        let (Some("1"), Some(exp), Some(tok_port), Some(tok_host)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        if payload.starts_with("1.") {
+            return Err(TokenError::Outdated);
+        }
+        let mut parts = payload.splitn(5, '.');
+        let (Some("2"), Some(exp), Some(tok_port), Some(tok_tls), Some(tok_host)) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed);
         };
@@ -133,18 +174,58 @@ impl TokenKeys {
         if now >= exp {
             return Err(TokenError::Expired);
         }
+        if exp - now > self.max_ttl.as_secs() {
+            return Err(TokenError::TooLong);
+        }
         let tok_port: u16 = tok_port.parse().map_err(|_| TokenError::Malformed)?;
+        let tok_tls = parse_tls(tok_tls).ok_or(TokenError::Malformed)?;
         let tok_host = Host::parse(tok_host).ok_or(TokenError::Malformed)?;
         if tok_port != port || &tok_host != host {
             return Err(TokenError::WrongDestination);
         }
+        if tok_tls != tls {
+            return Err(TokenError::WrongTls);
+        }
         Ok(())
+    }
+}
+
+/// `implicit`, `starttls` or `none`, as the wire format writes them.
+pub fn parse_tls(s: &str) -> Option<TlsMode> {
+    match s {
+        "implicit" => Some(TlsMode::Implicit),
+        "starttls" => Some(TlsMode::Starttls),
+        "none" => Some(TlsMode::None),
+        _ => None,
+    }
+}
+
+/// A warning when the secret file can be read or written by anyone but
+/// its owner (anyone who reads it can mint tokens).
+pub fn permission_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "token secret file {} is open to group or others (mode {mode:03o}): anyone who can read it can mint tokens; chmod 600 it",
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const I: TlsMode = TlsMode::Implicit;
 
     fn keys(s: &str) -> TokenKeys {
         TokenKeys::new(vec![s.repeat(32).into_bytes()]).unwrap()
@@ -154,17 +235,62 @@ mod tests {
         Host::parse(s).unwrap()
     }
 
+    fn signed(k: &TokenKeys, payload: &str) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(payload);
+        let tag =
+            URL_SAFE_NO_PAD.encode(TokenKeys::mac(&k.secrets[0], payload.as_bytes()).finalize().into_bytes());
+        format!("{payload}.{tag}")
+    }
+
     #[test]
     fn a_minted_token_verifies_for_its_destination_only() {
         let k = keys("a");
         let now = SystemTime::now();
-        let t = k.mint(&host("POP.Example.com."), 995, now + Duration::from_secs(60));
-        assert_eq!(k.verify(&t, &host("pop.example.com"), 995, now), Ok(()));
-        assert_eq!(k.verify(&t, &host("pop.example.com"), 110, now), Err(TokenError::WrongDestination));
-        assert_eq!(k.verify(&t, &host("imap.example.com"), 995, now), Err(TokenError::WrongDestination));
-        let t6 = k.mint(&host("::1"), 110, now + Duration::from_secs(60));
-        assert_eq!(k.verify(&t6, &host("[::1]"), 110, now), Ok(()));
-        assert_eq!(k.verify(&t6, &host("::2"), 110, now), Err(TokenError::WrongDestination));
+        let t = k.mint(&host("POP.Example.com."), 995, I, now + Duration::from_secs(60));
+        assert_eq!(k.verify(&t, &host("pop.example.com"), 995, I, now), Ok(()));
+        assert_eq!(k.verify(&t, &host("pop.example.com"), 110, I, now), Err(TokenError::WrongDestination));
+        assert_eq!(k.verify(&t, &host("imap.example.com"), 995, I, now), Err(TokenError::WrongDestination));
+        let t6 = k.mint(&host("::1"), 110, TlsMode::Starttls, now + Duration::from_secs(60));
+        assert_eq!(k.verify(&t6, &host("[::1]"), 110, TlsMode::Starttls, now), Ok(()));
+        assert_eq!(
+            k.verify(&t6, &host("::2"), 110, TlsMode::Starttls, now),
+            Err(TokenError::WrongDestination)
+        );
+    }
+
+    #[test]
+    fn a_token_is_bound_to_its_tls_mode() {
+        let k = keys("a");
+        let now = SystemTime::now();
+        let h = host("pop.example.com");
+        let t = k.mint(&h, 995, I, now + Duration::from_secs(60));
+        assert_eq!(k.verify(&t, &h, 995, TlsMode::None, now), Err(TokenError::WrongTls));
+        assert_eq!(k.verify(&t, &h, 995, TlsMode::Starttls, now), Err(TokenError::WrongTls));
+        let t = k.mint(&h, 110, TlsMode::Starttls, now + Duration::from_secs(60));
+        assert_eq!(k.verify(&t, &h, 110, TlsMode::None, now), Err(TokenError::WrongTls));
+        assert_eq!(k.verify(&t, &h, 110, TlsMode::Starttls, now), Ok(()));
+        // Format 1 (host and port only) is refused, even correctly signed.
+        let exp = (now + Duration::from_secs(60)).duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let old = signed(&k, &format!("1.{exp}.995.pop.example.com"));
+        assert_eq!(k.verify(&old, &h, 995, I, now), Err(TokenError::Outdated));
+        assert_eq!(
+            k.verify(&signed(&k, &format!("2.{exp}.995.tls.pop.example.com")), &h, 995, I, now),
+            Err(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_token_living_longer_than_the_longest_lifetime_is_refused() {
+        let k = keys("a").with_max_ttl(Duration::from_secs(3600));
+        let now = SystemTime::now();
+        let h = host("pop.example.com");
+        let ok = k.mint(&h, 995, I, now + Duration::from_secs(3600));
+        assert_eq!(k.verify(&ok, &h, 995, I, now), Ok(()));
+        let long = k.mint(&h, 995, I, now + Duration::from_secs(3601));
+        assert_eq!(k.verify(&long, &h, 995, I, now), Err(TokenError::TooLong));
+        // ... until it is within the lifetime.
+        assert_eq!(k.verify(&long, &h, 995, I, now + Duration::from_secs(2)), Ok(()));
+        assert_eq!(keys("a").max_ttl(), DEFAULT_MAX_TTL);
     }
 
     #[test]
@@ -172,21 +298,19 @@ mod tests {
         let k = keys("a");
         let now = SystemTime::now();
         let h = host("pop.example.com");
-        let t = k.mint(&h, 995, now + Duration::from_secs(60));
-        assert_eq!(k.verify(&t, &h, 995, now + Duration::from_secs(60)), Err(TokenError::Expired));
-        assert_eq!(keys("b").verify(&t, &h, 995, now), Err(TokenError::BadSignature));
+        let t = k.mint(&h, 995, I, now + Duration::from_secs(60));
+        assert_eq!(k.verify(&t, &h, 995, I, now + Duration::from_secs(60)), Err(TokenError::Expired));
+        assert_eq!(keys("b").verify(&t, &h, 995, I, now), Err(TokenError::BadSignature));
         // A payload changed after signing (longer expiry) no longer verifies.
         let (_, tag) = t.split_once('.').unwrap();
-        let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode("1.99999999999.995.pop.example.com"));
-        assert_eq!(k.verify(&forged, &h, 995, now), Err(TokenError::BadSignature));
+        let forged =
+            format!("{}.{tag}", URL_SAFE_NO_PAD.encode("2.99999999999.995.implicit.pop.example.com"));
+        assert_eq!(k.verify(&forged, &h, 995, I, now), Err(TokenError::BadSignature));
         for bad in ["", ".", "abc", "abc.!!!", &"a".repeat(2000)] {
-            assert!(k.verify(bad, &h, 995, now).is_err(), "{bad}");
+            assert!(k.verify(bad, &h, 995, I, now).is_err(), "{bad}");
         }
         // A correctly signed but nonsensical payload is malformed.
-        let payload = URL_SAFE_NO_PAD.encode("2.x.y.z");
-        let tag =
-            URL_SAFE_NO_PAD.encode(TokenKeys::mac(&k.secrets[0], payload.as_bytes()).finalize().into_bytes());
-        assert_eq!(k.verify(&format!("{payload}.{tag}"), &h, 995, now), Err(TokenError::Malformed));
+        assert_eq!(k.verify(&signed(&k, "3.x.y.z"), &h, 995, I, now), Err(TokenError::Malformed));
     }
 
     #[test]
@@ -195,11 +319,25 @@ mod tests {
         let both = TokenKeys::new(vec!["n".repeat(32).into_bytes(), "o".repeat(32).into_bytes()]).unwrap();
         let now = SystemTime::now();
         let h = host("pop.example.com");
-        let t = old.mint(&h, 995, now + Duration::from_secs(60));
-        assert_eq!(both.verify(&t, &h, 995, now), Ok(()));
-        let t = both.mint(&h, 995, now + Duration::from_secs(60));
-        assert_eq!(old.verify(&t, &h, 995, now), Err(TokenError::BadSignature));
+        let t = old.mint(&h, 995, I, now + Duration::from_secs(60));
+        assert_eq!(both.verify(&t, &h, 995, I, now), Ok(()));
+        let t = both.mint(&h, 995, I, now + Duration::from_secs(60));
+        assert_eq!(old.verify(&t, &h, 995, I, now), Err(TokenError::BadSignature));
         assert!(TokenKeys::new(vec![b"short".to_vec()]).is_err());
         assert!(!format!("{both:?}").contains("nnnn"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_file_open_to_others_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("ws-bridge-token-perm-{}", std::process::id()));
+        std::fs::write(&path, "x".repeat(40)).unwrap();
+        for (mode, warned) in [(0o600, false), (0o400, false), (0o640, true), (0o604, true), (0o620, true)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let warning = permission_warning(&path);
+            assert_eq!(warning.is_some(), warned, "{mode:o}: {warning:?}");
+        }
+        let _ = std::fs::remove_file(&path);
     }
 }

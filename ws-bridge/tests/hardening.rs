@@ -19,7 +19,9 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
-use ws_bridge::{Limits, Settings, Timeouts, policy::Host, policy::Resolver, token::TokenKeys};
+use ws_bridge::{
+    Limits, Settings, Timeouts, policy::Host, policy::Resolver, token::TokenKeys, wire::TlsMode,
+};
 
 /// A resolver that knows a few `.test` names; anything else is NXDOMAIN,
 /// and `slow.test` never answers.
@@ -175,6 +177,10 @@ fn secret_file(secrets: &[&str]) -> std::path::PathBuf {
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
 
 fn mint(host: &str, port: u16, ttl_secs: i64) -> String {
+    mint_for(host, port, TlsMode::None, ttl_secs)
+}
+
+fn mint_for(host: &str, port: u16, tls: TlsMode, ttl_secs: i64) -> String {
     let keys = TokenKeys::new(vec![SECRET.as_bytes().to_vec()]).unwrap();
     let now = SystemTime::now();
     let expires = if ttl_secs >= 0 {
@@ -182,7 +188,7 @@ fn mint(host: &str, port: u16, ttl_secs: i64) -> String {
     } else {
         now - Duration::from_secs((-ttl_secs) as u64)
     };
-    keys.mint(&Host::parse(host).unwrap(), port, expires)
+    keys.mint(&Host::parse(host).unwrap(), port, tls, expires)
 }
 
 async fn connect_with_token(bridge: &Bridge, host: &str, port: u16, token: Option<&str>) -> Ws {
@@ -210,6 +216,7 @@ async fn tokens_are_required_bound_to_the_destination_and_expire() {
     let forged = other_keys.mint(
         &Host::parse("127.0.0.1").unwrap(),
         port,
+        TlsMode::None,
         SystemTime::now() + Duration::from_secs(60),
     );
     let cases: Vec<(&str, u16, Option<String>)> = vec![
@@ -219,6 +226,11 @@ async fn tokens_are_required_bound_to_the_destination_and_expire() {
         ("127.0.0.1", port, Some(mint("127.0.0.1", port, -1))),     // expired
         ("127.0.0.1", port + 1, Some(mint("127.0.0.1", port, 60))), // other port
         ("localhost", port, Some(mint("127.0.0.1", port, 60))),     // other host (same address)
+        // made for implicit TLS (or STLS): does not open a plain-text session
+        ("127.0.0.1", port, Some(mint_for("127.0.0.1", port, TlsMode::Implicit, 60))),
+        ("127.0.0.1", port, Some(mint_for("127.0.0.1", port, TlsMode::Starttls, 60))),
+        // lives longer than token_max_ttl (24 h by default)
+        ("127.0.0.1", port, Some(mint("127.0.0.1", port, 25 * 3600))),
     ];
     for (host, p, token) in &cases {
         let mut ws = connect_with_token(&bridge, host, *p, token.as_deref()).await;
@@ -237,7 +249,7 @@ async fn tokens_are_required_bound_to_the_destination_and_expire() {
     assert_eq!(counting.connections().await, 2);
 
     let metrics = http_get(bridge.addr, "/metrics", "").await;
-    assert!(metrics.contains("ws_bridge_rejects_total{reason=\"token\"} 6\n"), "{metrics}");
+    assert!(metrics.contains("ws_bridge_rejects_total{reason=\"token\"} 9\n"), "{metrics}");
 }
 
 // ---- limits ---------------------------------------------------------------
@@ -301,6 +313,170 @@ async fn opening_sessions_too_fast_is_refused_with_4429() {
     assert!(message.contains("too many new sessions"), "{message}");
     let metrics = http_get(bridge.addr, "/metrics", "").await;
     assert!(metrics.contains("ws_bridge_rejects_total{reason=\"rate\"} 1\n"), "{metrics}");
+}
+
+// ---- limits beyond the client address ------------------------------------------
+
+/// A server that accepts any number of connections and holds them open
+/// (saying nothing), counting them.
+struct HoldingListener {
+    port: u16,
+    count: Arc<AtomicUsize>,
+}
+
+impl HoldingListener {
+    async fn start() -> HoldingListener {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = count.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        HoldingListener { port, count }
+    }
+}
+
+/// A bridge behind a trusted proxy on 127.0.0.1, so that each test client
+/// can be another address (`X-Forwarded-For`).
+async fn bridge_for_many_clients(allow: Vec<String>, limits: Limits) -> Bridge {
+    Bridge::start(Settings {
+        allow,
+        trusted_proxies: vec!["127.0.0.1/32".into()],
+        limits,
+        ..Settings::default()
+    })
+    .await
+}
+
+/// Opens a session as client `ip` and sends `connect` for 127.0.0.1:`port`.
+async fn session_from(bridge: &Bridge, ip: &str, port: u16) -> Ws {
+    let mut ws = bridge.ws_with(&[("X-Forwarded-For", ip)]).await.unwrap();
+    send_connect(&mut ws, "127.0.0.1", port, "none").await;
+    ws
+}
+
+#[tokio::test]
+async fn sessions_to_one_server_are_capped_whoever_opens_them() {
+    let server = HoldingListener::start().await;
+    let bridge = bridge_for_many_clients(
+        vec![format!("127.0.0.1:{}", server.port)],
+        Limits { max_sessions_per_dest: 2, ..Limits::default() },
+    )
+    .await;
+    let mut a = session_from(&bridge, "198.51.100.1", server.port).await;
+    assert_eq!(next_json(&mut a).await["type"], "connected");
+    let mut b = session_from(&bridge, "2001:db8:1::1", server.port).await;
+    assert_eq!(next_json(&mut b).await["type"], "connected");
+    let mut c = session_from(&bridge, "2001:db8:2::1", server.port).await;
+    let message = expect_error(&mut c, "BRIDGE_REJECTED", 4429).await;
+    assert!(message.contains("too many sessions to this server"), "{message}");
+    assert_eq!(server.count.load(Ordering::SeqCst), 2, "the refused session made no connection");
+    // A place freed at the server is a place for the next client.
+    drop(a);
+    let mut d = None;
+    for _ in 0..50 {
+        let mut ws = session_from(&bridge, "2001:db8:3::1", server.port).await;
+        if next_json(&mut ws).await["type"] == "connected" {
+            d = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(d.is_some(), "no place freed");
+    let metrics = http_get(bridge.addr, "/metrics", "").await;
+    assert!(metrics.contains("ws_bridge_rejects_total{reason=\"max_sessions_per_dest\"}"), "{metrics}");
+}
+
+#[tokio::test]
+async fn one_client_reaches_only_so_many_different_servers_a_minute() {
+    let servers =
+        [HoldingListener::start().await, HoldingListener::start().await, HoldingListener::start().await];
+    let ports: Vec<String> = servers.iter().map(|s| s.port.to_string()).collect();
+    let bridge = bridge_for_many_clients(
+        vec![format!("127.0.0.1:{}", ports.join(","))],
+        Limits { max_destinations_per_ip: 2, ..Limits::default() },
+    )
+    .await;
+    let mut held = Vec::new();
+    for server in &servers[..2] {
+        let mut ws = session_from(&bridge, "198.51.100.1", server.port).await;
+        assert_eq!(next_json(&mut ws).await["type"], "connected");
+        held.push(ws);
+    }
+    // A port sweep: the third server is refused, without a connection.
+    let mut third = session_from(&bridge, "198.51.100.1", servers[2].port).await;
+    let message = expect_error(&mut third, "BRIDGE_REJECTED", 4429).await;
+    assert!(message.contains("too many different servers"), "{message}");
+    assert_eq!(servers[2].count.load(Ordering::SeqCst), 0);
+    // The servers already reached stay reachable; other clients are not affected.
+    let mut again = session_from(&bridge, "198.51.100.1", servers[0].port).await;
+    assert_eq!(next_json(&mut again).await["type"], "connected");
+    let mut other = session_from(&bridge, "198.51.100.2", servers[2].port).await;
+    assert_eq!(next_json(&mut other).await["type"], "connected");
+}
+
+#[tokio::test]
+async fn the_bridge_opens_upstream_connections_at_the_global_rate_only() {
+    let server = HoldingListener::start().await;
+    let bridge = bridge_for_many_clients(
+        vec![format!("127.0.0.1:{}", server.port)],
+        Limits { global_connect_rate: 1, global_connect_burst: 2, ..Limits::default() },
+    )
+    .await;
+    let mut held = Vec::new();
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        let mut ws = session_from(&bridge, client, server.port).await;
+        assert_eq!(next_json(&mut ws).await["type"], "connected");
+        held.push(ws);
+    }
+    // Any client, any server: one a minute after the burst of two.
+    let mut third = session_from(&bridge, "198.51.100.3", server.port).await;
+    let message = expect_error(&mut third, "BRIDGE_REJECTED", 4429).await;
+    assert!(message.contains("opening connections too fast"), "{message}");
+    assert_eq!(server.count.load(Ordering::SeqCst), 2);
+    // A denied target costs nothing of the rate: it makes no connection.
+    expect_not_allowed(&bridge, "127.0.0.1", server.port + 1).await;
+}
+
+#[tokio::test]
+async fn a_client_past_its_hourly_bytes_is_cut_and_then_refused() {
+    let (port, server) = scripted_upstream(|stream| async move {
+        let mut s = BufReader::new(stream);
+        write(s.get_mut(), b"+OK ready\r\n").await; // 11 bytes
+        assert_eq!(read_line(&mut s).await, b"RETR 1\r\n"); // 8 bytes
+        let body = format!("+OK\r\n{}\r\n.\r\n", "x".repeat(500));
+        let _ = s.get_mut().write_all(body.as_bytes()).await;
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(STEP, s.read_to_end(&mut rest)).await.expect("the bridge hung up");
+    })
+    .await;
+    let bridge = start_allowing_loopback(
+        port,
+        Settings {
+            limits: Limits { max_bytes_per_ip_hour: 100, ..Limits::default() },
+            ..Settings::default()
+        },
+    )
+    .await;
+    let mut ws = bridge.connected_session("127.0.0.1", port, "none").await;
+    assert_eq!(next_binary(&mut ws).await, b"+OK ready\r\n");
+    ws.send(Message::binary(&b"RETR 1\r\n"[..])).await.unwrap();
+    // The body is over the allowance: not one byte of it is relayed.
+    let message = expect_error(&mut ws, "BRIDGE_REJECTED", 4429).await;
+    assert!(message.contains("transfer allowance"), "{message}");
+    server.await.unwrap();
+    // Spent: the next session from the address is refused at once.
+    let mut next_session = bridge.ws().await;
+    let message = expect_error(&mut next_session, "BRIDGE_REJECTED", 4429).await;
+    assert!(message.contains("transfer allowance"), "{message}");
+    let metrics = http_get(bridge.addr, "/metrics", "").await;
+    assert!(metrics.contains("ws_bridge_rejects_total{reason=\"max_bytes_per_ip_hour\"} 2\n"), "{metrics}");
+    assert_eq!(metric(&metrics, "ws_bridge_bytes_total{direction=\"down\"}"), 11.0);
 }
 
 /// An upstream that greets, then reads until EOF; returns when the bridge
@@ -663,6 +839,56 @@ async fn shutdown_without_sessions_is_immediate() {
     })
     .await;
     assert!(http_get(bridge.addr, "/healthz", "").await.ends_with("ok"));
+    bridge.begin_shutdown();
+    tokio::time::timeout(Duration::from_secs(5), &mut bridge.task).await.unwrap().unwrap().unwrap();
+}
+
+// ---- a session that panics ------------------------------------------------------
+
+/// Reads `/metrics` until `name` has `want` (the bridge updates it as it
+/// notices), or fails after a few seconds.
+async fn eventually_metric(bridge: &Bridge, name: &str, want: f64) {
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = http_get(bridge.addr, "/metrics", "").await;
+        if metric(&text, name) == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name} never became {want}:\n{text}");
+}
+
+#[tokio::test]
+async fn a_panicking_session_releases_the_active_gauge_and_shutdown_does_not_wait_for_it() {
+    // A bug anywhere in a session (here: in name resolution) panics its task.
+    let panicking = Resolver(Arc::new(|_name: String, _port: u16| {
+        Box::pin(async { panic!("a bug in a session (this panic is the test)") })
+    }));
+    let mut bridge = Bridge::start(Settings {
+        allow: vec!["panic.test:110".into()],
+        resolver: Some(panicking),
+        timeouts: Timeouts { shutdown: Duration::from_secs(60), ..Timeouts::default() },
+        ..Settings::default()
+    })
+    .await;
+    let mut ws = bridge.ws().await;
+    send_connect(&mut ws, "panic.test", 110, "none").await;
+    // The session's task is gone: the client sees the socket end.
+    let end = tokio::time::timeout(STEP, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the socket ended");
+    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+    eventually_metric(&bridge, "ws_bridge_sessions_active", 0.0).await;
+    assert_eq!(metric(&http_get(bridge.addr, "/metrics", "").await, "ws_bridge_sessions_total"), 1.0);
+    // Nothing is left running: shutdown does not wait out its 60 s.
     bridge.begin_shutdown();
     tokio::time::timeout(Duration::from_secs(5), &mut bridge.task).await.unwrap().unwrap().unwrap();
 }

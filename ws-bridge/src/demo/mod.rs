@@ -13,9 +13,14 @@
 //! * [`mailbox`]: the messages, built fresh at every start.
 //! * [`scram`]: SCRAM-SHA-256, server side.
 //!
-//! The pages are served from a temporary directory that links to every
-//! entry of the web directory and adds `demo.json` (the demo's host, ports
-//! and credentials), so the bridge's own static-file serving is used as is.
+//! The pages are served from the web directory as they are, with the
+//! bridge's own static-file serving, plus `/demo.json` (the demo's host,
+//! ports and credentials) from memory; the demo's CA is handed to the
+//! bridge in memory too, so the demo writes no files.
+//!
+//! `/demo.json` publishes the demo's password and the demo relaxes the
+//! per-client limits, so it listens on loopback only unless told
+//! `--public-demo`.
 
 pub mod mailbox;
 pub mod scram;
@@ -25,7 +30,7 @@ pub mod session;
 use std::{
     io::Write,
     net::{Ipv4Addr, SocketAddr},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::ExitCode,
     sync::Arc,
 };
@@ -63,6 +68,11 @@ pub struct DemoArgs {
     /// Log filter (e.g. info, debug). Logs go to stderr.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Allow --listen on an address other than loopback. The demo then
+    /// publishes its credentials (/demo.json) and relays with relaxed
+    /// per-client limits to whoever reaches that address.
+    #[arg(long)]
+    pub public_demo: bool,
 }
 
 /// The demo's certificate authority and the server certificate it signed,
@@ -171,42 +181,6 @@ fn demo_json(server: &DemoServer) -> String {
     .to_string()
 }
 
-/// A temporary directory: links to every entry of `web`, plus `demo.json`.
-fn overlay(dir: &Path, web: &Path, json: &str) -> std::io::Result<PathBuf> {
-    let pages = dir.join("web");
-    std::fs::create_dir_all(&pages)?;
-    if let Ok(entries) = std::fs::read_dir(web) {
-        let web = std::path::absolute(web)?;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if name != "demo.json" {
-                link(&web.join(&name), &pages.join(&name))?;
-            }
-        }
-    }
-    std::fs::write(pages.join("demo.json"), json)?;
-    Ok(pages)
-}
-
-#[cfg(unix)]
-fn link(target: &Path, at: &Path) -> std::io::Result<()> {
-    std::os::unix::fs::symlink(target, at)
-}
-
-#[cfg(not(unix))]
-fn link(target: &Path, at: &Path) -> std::io::Result<()> {
-    if target.is_dir() { Ok(()) } else { std::fs::copy(target, at).map(|_| ()) }
-}
-
-/// Removes the temporary directory when the demo ends.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Runs `ws-bridge demo` until Ctrl-C or SIGTERM.
 pub fn main(args: DemoArgs) -> ExitCode {
     if let Err(e) = crate::logging::init(&args.log_level, LogFormat::Text) {
@@ -231,6 +205,13 @@ pub fn main(args: DemoArgs) -> ExitCode {
 
 /// The demo: POP3 server, bridge and pages, until `shutdown` completes.
 pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
+    if !args.listen.ip().is_loopback() && !args.public_demo {
+        return Err(format!(
+            "--listen {} is not a loopback address: the demo publishes its password (/demo.json) and relaxes its \
+             limits for everyone who reaches it. Add --public-demo if that is what you want.",
+            args.listen
+        ));
+    }
     let pki = DemoPki::new()?;
     let server = DemoServer::start(args.pop3_port, args.pop3s_port, pki.acceptor.clone())
         .await
@@ -240,28 +221,27 @@ pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()> + Send + 'st
     })?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
 
-    let temp =
-        TempDir(std::env::temp_dir().join(format!("ws-bridge-demo-{}-{}", std::process::id(), bound.port())));
-    let _ = std::fs::remove_dir_all(&temp.0);
-    std::fs::create_dir_all(&temp.0).map_err(|e| format!("{}: {e}", temp.0.display()))?;
-    let ca_file = temp.0.join("demo-ca.pem");
-    std::fs::write(&ca_file, &pki.ca_pem).map_err(|e| format!("{}: {e}", ca_file.display()))?;
-    let pages = overlay(&temp.0, &args.web, &demo_json(&server)).map_err(|e| format!("web pages: {e}"))?;
+    let ca = <CertificateDer as rustls_pki_types::pem::PemObject>::from_pem_slice(pki.ca_pem.as_bytes())
+        .map_err(|e| format!("the demo CA: {e}"))?;
     let has_pages = args.web.join("index.html").is_file();
     let has_package = args.web.join("pop3-wasm/js/browser.js").is_file();
 
     let origin_port = bound.port();
     let settings = Settings {
         allow: vec![format!("127.0.0.1:{},{}", server.plain.port(), server.implicit.port())],
-        ca_files: vec![ca_file],
+        extra_roots: vec![ca],
         origins: vec![format!("http://127.0.0.1:{origin_port}"), format!("http://localhost:{origin_port}")],
-        serve: Some(pages),
+        serve: Some(args.web.clone()),
+        demo_json: Some(demo_json(&server)),
         // One person and a test suite on loopback: no need for the
         // per-address limits meant for the open internet.
         limits: Limits {
             max_sessions_per_ip: 256,
             connect_rate: 60_000,
             connect_burst: 1_000,
+            global_connect_rate: 60_000,
+            global_connect_burst: 1_000,
+            max_connections_per_ip: 256,
             ..Limits::default()
         },
         ..Settings::default()
@@ -308,7 +288,6 @@ pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()> + Send + 'st
     tracing::info!(%bound, pop3 = %server.plain, pop3s = %server.implicit, "demo listening");
     let result = crate::serve(listener, config, shutdown).await.map_err(|e| e.to_string());
     drop(server);
-    drop(temp);
     result
 }
 
