@@ -58,17 +58,21 @@ fn check_config_prints_the_effective_settings_with_flags_over_env_over_file() {
         "bridge.toml",
         &format!(
             "listen = \"127.0.0.1:9000\"\nallow = [\"pop.example.com:995\"]\nmax_sessions = 5\n\
-             max_sessions_per_ip = 3\nidle_timeout = \"11m\"\ntoken_secret_file = {:?}\n",
+             max_sessions_per_ip = 3\nidle_timeout = \"11m\"\ntoken_secret_file = {:?}\n\
+             global_connect_rate = 600\nheader_timeout = \"4s\"\ndns_server = [\"192.0.2.53\"]\n",
             secret.display().to_string()
         ),
     );
     let out = bin()
         .args(["check-config", "--config"])
         .arg(&file)
-        .args(["--max-sessions", "9"])
+        .args(["--max-sessions", "9", "--ipv6-prefix", "56", "--origin", "*"])
         .env("WS_BRIDGE_MAX_SESSIONS", "7")
         .env("WS_BRIDGE_MAX_SESSIONS_PER_IP", "4")
         .env("WS_BRIDGE_LOG_FORMAT", "json")
+        .env("WS_BRIDGE_MAX_SESSIONS_PER_DEST", "17")
+        .env("WS_BRIDGE_KEEPALIVE_TIMEOUT", "3s")
+        .env("WS_BRIDGE_TOKEN_MAX_TTL", "2h")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -81,12 +85,36 @@ fn check_config_prints_the_effective_settings_with_flags_over_env_over_file() {
         "idle_timeout = \"11m\"",
         "log_format = \"json\"",
         "# access tokens: required",
+        "global_connect_rate = 600",
+        "header_timeout = \"4s\"",
+        "dns_server = [\"192.0.2.53\"]",
+        "ipv6_prefix = 56",
+        "origin = [\"*\"]",
+        "max_sessions_per_dest = 17",
+        "keepalive_timeout = \"3s\"",
+        "token_max_ttl = \"2h\"",
+        // defaults are printed too
+        "max_connections = 1024",
+        "max_connections_per_ip = 64",
+        "max_destinations_per_ip = 10",
+        "max_bytes_per_ip_hour = 1073741824",
+        "global_connect_burst = 100",
+        "max_header_size = 16384",
+        "max_lookups = 256",
     ] {
         assert!(stdout.lines().any(|l| l == line), "{line:?} missing in\n{stdout}");
     }
     assert!(!stdout.contains("super-secret-value"), "{stdout}");
 
-    for bad in ["max_sessions = \"many\"\n", "no_such_key = 1\n", "allow = [\"::1:110\"]\n"] {
+    for bad in [
+        "max_sessions = \"many\"\n",
+        "no_such_key = 1\n",
+        "allow = [\"::1:110\"]\n",
+        "max_header_size = 4096\n",
+        "ipv6_prefix = 129\n",
+        "dns_server = [\"dns.example\"]\n",
+        "max_sessions_per_dest = 0\n",
+    ] {
         let file = write_temp("bad.toml", bad);
         let out = bin().args(["check-config", "--config"]).arg(&file).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad}");
@@ -214,4 +242,196 @@ async fn trace_logs_of_a_full_session_hold_no_password_token_or_content() {
             }
         }
     }
+}
+
+// ---- access tokens ------------------------------------------------------------
+
+#[test]
+fn token_binds_the_tls_mode_keeps_to_the_longest_lifetime_and_warns_about_an_open_secret_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let secret = write_temp("secret", "token-cli-secret-0123456789abcdef0123456789\n");
+    let mint = |extra: &[&str]| {
+        bin()
+            .args(["token", "--host", "pop.example.com", "--port", "995"])
+            .arg("--token-secret-file")
+            .arg(&secret)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // --tls is required, and one of the three modes.
+    assert_eq!(mint(&[]).status.code(), Some(2));
+    assert_eq!(mint(&["--tls", "ssl"]).status.code(), Some(2));
+    // The payload names the mode.
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = mint(&["--tls", "implicit"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "no warning for a 0600 file: {}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap();
+    let payload = token.trim().split('.').next().unwrap();
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+    let payload = String::from_utf8(payload).unwrap();
+    assert!(payload.starts_with("2.") && payload.ends_with(".995.implicit.pop.example.com"), "{payload}");
+    // Longer than token_max_ttl (24 h, or the configured one): refused.
+    let out = mint(&["--tls", "none", "--ttl", "25h"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token_max_ttl"));
+    let config = write_temp("token.toml", "token_max_ttl = \"30d\"\n");
+    let out = mint(&["--tls", "none", "--ttl", "25h", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A secret file others can read: minted, with a warning; check-config warns too.
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = mint(&["--tls", "starttls"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("chmod 600"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bin().args(["check-config", "--token-secret-file"]).arg(&secret).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("open to group or others"));
+}
+
+// ---- the demo ------------------------------------------------------------------
+
+#[test]
+fn the_demo_refuses_a_public_address_without_public_demo_and_writes_no_temporary_files() {
+    let web = concat!(env!("CARGO_MANIFEST_DIR"), "/../web");
+    let out = bin().args(["demo", "--listen", "0.0.0.0:0", "--web", web]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "it did not start: {}", String::from_utf8_lossy(&out.stdout));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--public-demo") && stderr.contains("not a loopback address"), "{stderr}");
+
+    // With the flag it starts; in a network namespace of its own, so that
+    // nothing outside can reach it.
+    let mut child = Command::new("unshare")
+        .args(["--net", env!("CARGO_BIN_EXE_ws-bridge"), "demo", "--listen", "0.0.0.0:0", "--public-demo"])
+        .args(["--web", web, "--log-level", "warn"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(line.starts_with("ws-bridge listening on 0.0.0.0:"), "{line:?}");
+
+    // On loopback: the pages and /demo.json come from memory and the web
+    // directory; no directory is made in /tmp for them.
+    let temp_before = demo_temp_entries();
+    let (child, port) =
+        spawn_bridge(&["demo", "--listen", "127.0.0.1:0", "--web", web, "--log-level", "warn"]);
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let (json, index) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        (common::http_get(addr, "/demo.json", "").await, common::http_get(addr, "/", "").await)
+    });
+    let stderr = stop_bridge(child);
+    assert!(json.starts_with("HTTP/1.1 200") && json.contains("\"password\":\"demo\""), "{json}\n{stderr}");
+    assert!(index.starts_with("HTTP/1.1 200") && index.contains("content-security-policy"), "{index}");
+    assert_eq!(demo_temp_entries(), temp_before);
+}
+
+/// Entries in the temporary directory that the old demo made (its name
+/// was predictable: pid and port).
+fn demo_temp_entries() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("ws-bridge-demo"))
+        .collect();
+    names.sort();
+    names
+}
+
+// ---- floods, measured on the process -------------------------------------------
+
+/// Open file descriptors and resident memory (KiB) of process `pid`.
+fn fds_and_rss(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap();
+    (fds, rss.trim().trim_end_matches("kB").trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn unfinished_request_heads_from_one_client_cost_a_bounded_number_of_files_and_memory() {
+    use tokio::io::AsyncWriteExt;
+    let (child, port) = spawn_bridge(&["--listen", "127.0.0.1:0", "--log-level", "warn"]);
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    assert!(common::http_get(addr, "/healthz", "").await.ends_with("ok"));
+    let (fds_before, rss_before) = fds_and_rss(child.id());
+    // The reported flood: 200 connections, each sending unfinished headers
+    // (here just under max_header_size, so that they stay until the header
+    // timeout), all from one address.
+    let line = format!("X-Fill: {}\r\n", "a".repeat(1000));
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else { continue };
+        let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await;
+        for _ in 0..15 {
+            if s.write_all(line.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+        held.push(s);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (fds, rss) = fds_and_rss(child.id());
+    drop(held);
+    let logs = stop_bridge(child);
+    // max_connections_per_ip (64) connections are held; the rest were
+    // refused at accept.
+    assert!(fds <= fds_before + 64 + 4, "{fds_before} open files before, {fds} during the flood\n{logs}");
+    assert!(rss <= rss_before + 16 * 1024, "{rss_before} KiB before, {rss} KiB during the flood");
+    eprintln!("flood: {fds_before} -> {fds} open files, {rss_before} -> {rss} KiB");
+}
+
+#[test]
+fn out_of_file_descriptors_the_bridge_backs_off_and_recovers() {
+    // 48 descriptors in all: the connections below exhaust them.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 48 && exec {} --listen 127.0.0.1:0 --log-level warn --max-connections-per-ip 1000",
+            env!("CARGO_BIN_EXE_ws-bridge")
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port: u16 = line.trim_end().rsplit(':').next().unwrap().parse().unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let held: Vec<_> = (0..80).filter_map(|_| std::net::TcpStream::connect(addr).ok()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    drop(held);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut answer = String::new();
+    for _ in 0..100 {
+        answer = runtime.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(2), common::http_get(addr, "/healthz", ""))
+                .await
+                .unwrap_or_default()
+        });
+        if answer.ends_with("ok") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let logs = stop_bridge(child);
+    assert!(answer.ends_with("ok"), "the bridge serves again: {answer:?}\n{logs}");
+    // Each failed accept waited twice as long as the one before.
+    let waits: Vec<u64> = logs
+        .lines()
+        .filter(|l| l.contains("accept failed"))
+        .filter_map(|l| l.split("retry_in_ms=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(waits.len() >= 3, "{logs}");
+    assert_eq!(&waits[..3], &[5, 10, 20], "{waits:?}");
+    assert!(waits.iter().all(|w| *w <= 1000), "{waits:?}");
 }
