@@ -9,15 +9,11 @@ use std::{
 
 #[tokio::test]
 async fn binary_prints_the_bound_address_and_serves() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ws-bridge"))
-        .args(["--listen", "127.0.0.1:0", "--allow", "127.0.0.1:1110,1995"])
-        .args(["--log-level", "warn"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let (mut child, line) = start_reading_first_line(
+        bin()
+            .args(["--listen", "127.0.0.1:0", "--allow", "127.0.0.1:1110,1995"])
+            .args(["--log-level", "warn"]),
+    );
     let addr = line
         .trim_end()
         .strip_prefix("ws-bridge listening on 127.0.0.1:")
@@ -126,11 +122,21 @@ fn check_config_prints_the_effective_settings_with_flags_over_env_over_file() {
 
 /// Starts the binary with `args`; returns it and its port.
 fn spawn_bridge(args: &[&str]) -> (std::process::Child, u16) {
-    let mut child = bin().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (child, line) = start_reading_first_line(bin().args(args));
+    (child, port_of(&line))
+}
+
+/// Starts `command` (stdout and stderr piped) and reads its first line.
+fn start_reading_first_line(command: &mut Command) -> (std::process::Child, String) {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.trim_end().rsplit(':').next().unwrap().parse().unwrap();
-    (child, port)
+    (child, line)
+}
+
+/// The port in `ws-bridge listening on ADDR:PORT`.
+fn port_of(line: &str) -> u16 {
+    line.trim_end().rsplit(':').next().unwrap().parse().unwrap_or_else(|_| panic!("{line:?}"))
 }
 
 /// Stops the binary with SIGTERM and returns everything it logged.
@@ -307,15 +313,18 @@ fn the_demo_refuses_a_public_address_without_public_demo_and_writes_no_temporary
 
     // With the flag it starts; in a network namespace of its own, so that
     // nothing outside can reach it.
-    let mut child = Command::new("unshare")
-        .args(["--net", env!("CARGO_BIN_EXE_ws-bridge"), "demo", "--listen", "0.0.0.0:0", "--public-demo"])
-        .args(["--web", web, "--log-level", "warn"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let (mut child, line) = start_reading_first_line(
+        Command::new("unshare")
+            .args([
+                "--net",
+                env!("CARGO_BIN_EXE_ws-bridge"),
+                "demo",
+                "--listen",
+                "0.0.0.0:0",
+                "--public-demo",
+            ])
+            .args(["--web", web, "--log-level", "warn"]),
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(line.starts_with("ws-bridge listening on 0.0.0.0:"), "{line:?}");
@@ -393,19 +402,11 @@ async fn unfinished_request_heads_from_one_client_cost_a_bounded_number_of_files
 #[test]
 fn out_of_file_descriptors_the_bridge_backs_off_and_recovers() {
     // 48 descriptors in all: the connections below exhaust them.
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -n 48 && exec {} --listen 127.0.0.1:0 --log-level warn --max-connections-per-ip 1000",
-            env!("CARGO_BIN_EXE_ws-bridge")
-        ))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port: u16 = line.trim_end().rsplit(':').next().unwrap().parse().unwrap();
+    let (child, line) = start_reading_first_line(Command::new("sh").arg("-c").arg(format!(
+        "ulimit -n 48 && exec {} --listen 127.0.0.1:0 --log-level warn --max-connections-per-ip 1000",
+        env!("CARGO_BIN_EXE_ws-bridge")
+    )));
+    let port = port_of(&line);
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let held: Vec<_> = (0..80).filter_map(|_| std::net::TcpStream::connect(addr).ok()).collect();
     std::thread::sleep(std::time::Duration::from_millis(700));
