@@ -238,6 +238,12 @@ const BRIDGE_LIMITS = [
   '--max-sessions-per-ip', '20000',
   '--connect-rate', '1000000',
   '--connect-burst', '100000',
+  '--max-sessions-per-dest', '20000',
+  '--global-connect-rate', '1000000',
+  '--global-connect-burst', '100000',
+  '--max-connections', '20000',
+  '--max-connections-per-ip', '20000',
+  '--max-bytes-per-ip-hour', String(2 ** 50),
   '--log-level', 'warn',
 ];
 

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDemo } from '../fixtures/demo.mjs';
-import { launchChromium, screenshot, checkerConnect, checkerRows, checkerOpen, overflowsHorizontally } from '../fixtures/browser.mjs';
+import { launchChromium, collectPageErrors, screenshot, checkerConnect, checkerRows, checkerOpen, overflowsHorizontally } from '../fixtures/browser.mjs';
 
 let demo;
 let browser;
@@ -18,10 +18,8 @@ after(async () => {
 });
 
 async function newPage(viewport = { width: 1200, height: 900 }) {
-  const page = await browser.newPage({ viewport });
-  page.errors = [];
+  const page = collectPageErrors(await browser.newPage({ viewport }));
   page.dialogs = [];
-  page.on('pageerror', (e) => page.errors.push(e.message));
   page.on('dialog', (d) => {
     page.dialogs.push(d.message());
     d.dismiss();

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startBridgeFor } from '../fixtures/bridge.mjs';
-import { launchChromium, screenshot, checkerConnect, checkerRows, checkerOpen } from '../fixtures/browser.mjs';
+import { launchChromium, collectPageErrors, screenshot, checkerConnect, checkerRows, checkerOpen } from '../fixtures/browser.mjs';
 
 let dc;
 let bridge;
@@ -23,10 +23,7 @@ after(async () => {
 });
 
 async function newPage() {
-  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-  page.errors = [];
-  page.on('pageerror', (e) => page.errors.push(e.message));
-  return page;
+  return collectPageErrors(await browser.newPage({ viewport: { width: 1200, height: 900 } }));
 }
 
 const as = (name) => ({ host: dc.host, port: dc.ports.pop3s, tls: 'implicit', user: name, password: dc.users[name].password });
@@ -106,4 +103,17 @@ test('playground: the transcript shows the dialogue with PASS redacted', async (
   assert.ok(text.some((l) => /^S: \+OK Logging out/.test(l)));
   await screenshot(page, 'dovecot-playground');
   assert.deepEqual(page.errors, []);
+});
+
+test('the pages come with the security headers the bridge sends (the tests above ran under them)', async () => {
+  for (const p of ['/', '/playground.html', '/app/checker.js', '/pop3-wasm/pkg/pop3_wasm_bg.wasm']) {
+    const r = await fetch(`${bridge.httpUrl}${p}`);
+    assert.equal(r.status, 200, p);
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff', p);
+    assert.equal(r.headers.get('referrer-policy'), 'no-referrer', p);
+    const csp = r.headers.get('content-security-policy');
+    assert.match(csp, /script-src 'self' 'wasm-unsafe-eval';/, p);
+    assert.match(csp, new RegExp(`connect-src 'self' ws://127\\.0\\.0\\.1:${bridge.port} wss://127\\.0\\.0\\.1:${bridge.port};`), p);
+    assert.match(csp, /frame-ancestors 'none'/, p);
+  }
 });

@@ -7,6 +7,13 @@
 // error message for the passwords (and their base64 forms), the tokens and
 // the message bodies retrieved.
 //
+// Every log filter a user can write must keep that promise, not only a
+// plain level: more bridges run with span directives (`[session]=trace`
+// enables every event inside a session, whoever emits it) and directives
+// naming the crates that log frame payloads (tungstenite, hyper, rustls),
+// in text and JSON, each with a session per TLS mode, a wrong password and
+// a forged token; their logs are scanned too.
+//
 // Transcripts show a retrieved body's lines on purpose (the playground's
 // `S:` data lines): there, body text may appear only as server data lines
 // answering RETR/TOP, never in a command, a status line or an error.
@@ -23,6 +30,15 @@ import { startBridge, bridgeBinary } from '../fixtures/bridge.mjs';
 let dc;
 let bridge;
 let dir;
+/** The bridges with other log filters: [{ filter, format, bridge }]. */
+const others = [];
+const OTHER_FILTERS = [
+  ['info,[session]=trace', 'text'],
+  ['info,[session]=trace', 'json'],
+  ['tungstenite=trace,tokio_tungstenite=trace', 'text'],
+  ['info,tungstenite=trace,tokio_tungstenite=trace,hyper=trace,hyper_util=trace,rustls=trace,tokio_rustls=trace,axum=trace', 'json'],
+];
+/** Tokens by `${port}/${tls}`: a token is bound to host, port and TLS mode. */
 const tokens = {};
 const transcript = [];
 const errors = [];
@@ -34,19 +50,23 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pop3-wasm-secrets-'));
   const secretFile = path.join(dir, 'token-secret');
   fs.writeFileSync(secretFile, 'a-bridge-token-secret-of-enough-length-31415926\n', { mode: 0o600 });
-  for (const port of [dc.ports.pop3, dc.ports.pop3s]) {
-    tokens[port] = execFileSync(bridgeBinary(), ['token', '--host', dc.host, '--port', String(port), '--token-secret-file', secretFile], {
+  for (const [port, tls] of [[dc.ports.pop3s, 'implicit'], [dc.ports.pop3, 'starttls'], [dc.ports.pop3, 'none']]) {
+    tokens[`${port}/${tls}`] = execFileSync(bridgeBinary(), ['token', '--host', dc.host, '--port', String(port), '--tls', tls, '--token-secret-file', secretFile], {
       encoding: 'utf8',
     }).trim();
   }
-  bridge = await startBridge({
-    allow: [`${dc.host}:${dc.ports.pop3},${dc.ports.pop3s}`],
-    caFiles: [dc.caFile],
-    extraArgs: ['--log-level', 'trace', '--token-secret-file', secretFile],
-  });
+  const start = (filter, format) =>
+    startBridge({
+      allow: [`${dc.host}:${dc.ports.pop3},${dc.ports.pop3s}`],
+      caFiles: [dc.caFile],
+      extraArgs: ['--log-level', filter, '--log-format', format, '--token-secret-file', secretFile],
+    });
+  bridge = await start('trace', 'text');
+  for (const [filter, format] of OTHER_FILTERS) others.push({ filter, format, bridge: await start(filter, format) });
 });
 
 after(async () => {
+  for (const o of others) await o.bridge.stop();
   await bridge?.stop();
   await dc?.stop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -58,12 +78,12 @@ const MODES = {
   none: () => ({ port: dc.ports.pop3, tls: 'none', allowInsecureAuth: true }),
 };
 
-function connect(mode, extra = {}) {
+function connect(mode, extra = {}, via = bridge) {
   const m = MODES[mode]();
   return Pop3Client.connect({
-    bridge: bridge.url,
+    bridge: via.url,
     host: dc.host,
-    token: tokens[m.port],
+    token: tokens[`${m.port}/${m.tls}`],
     timeoutMs: 15000,
     onTranscript: (l) => transcript.push({ ...l, mode }),
     ...m,
@@ -80,8 +100,8 @@ async function expectError(promise, code) {
 }
 
 /** Logs in with `mech`; everything the mailbox has is read (UIDL, TOP, RETR), then QUIT. */
-async function fullSession(mode, user, mech) {
-  const c = await connect(mode);
+async function fullSession(mode, user, mech, via = bridge) {
+  const c = await connect(mode, {}, via);
   const { name, password } = dc.users[user];
   const used = mech === 'APOP' ? await c.apop(name, password) : mech === 'login' ? await c.login(name, password) : await c.auth(mech, { username: name, password });
   if (mech !== 'login') assert.equal(used, mech);
@@ -115,7 +135,20 @@ test('wrong passwords with every mechanism, and a forged token', async () => {
     }
   }
   await expectError(connect('implicit', { token: WRONG_TOKEN }), 'BRIDGE_REJECTED');
-  await expectError(connect('implicit', { token: tokens[dc.ports.pop3] }), 'BRIDGE_REJECTED'); // a real token, for another port
+  await expectError(connect('implicit', { token: tokens[`${dc.ports.pop3}/starttls`] }), 'BRIDGE_REJECTED'); // a real token, for another port
+  await expectError(connect('none', { token: tokens[`${dc.ports.pop3}/starttls`] }), 'BRIDGE_REJECTED'); // a real token, for STLS, on plain text
+});
+
+test('other log filters: span directives and the payload-logging crates named', async () => {
+  for (const { bridge: via } of others) {
+    await fullSession('implicit', 'alice', 'SCRAM-SHA-256', via);
+    await fullSession('starttls', 'jürgen', 'PLAIN', via);
+    await fullSession('none', 'alice', 'USER', via);
+    const c = await connect('none', {}, via);
+    await expectError(c.login('alice', WRONG_PASSWORD), 'AUTH_FAILED');
+    c.close();
+    await expectError(connect('implicit', { token: WRONG_TOKEN }, via), 'BRIDGE_REJECTED');
+  }
 });
 
 test('a session cut in the middle of a body: the error carries no body text', async () => {
@@ -163,11 +196,15 @@ function secretNeedles() {
 }
 
 test('no password, token or body text in the bridge logs, the transcripts or the errors', async () => {
-  await new Promise((r) => setTimeout(r, 200)); // the bridge's last log lines
-  const logs = bridge.logs() + bridge.stdout();
-  assert.ok(logs.length > 10_000, `trace logging is on (${logs.length} bytes)`);
+  await new Promise((r) => setTimeout(r, 200)); // the bridges' last log lines
+  assert.ok(bridge.logs().length > 10_000, `trace logging is on (${bridge.logs().length} bytes)`);
+  for (const o of others) {
+    // Those with a level log their sessions (and so could have leaked).
+    if (/^(info|debug|trace)/.test(o.filter)) assert.match(o.bridge.logs(), /session closed/, `${o.filter} (${o.format})`);
+  }
+  const logs = [bridge, ...others.map((o) => o.bridge)].map((b) => b.logs() + b.stdout()).join('\n');
   assert.ok(transcript.length > 500, `${transcript.length} transcript lines`);
-  assert.ok(errors.length >= 18, `${errors.length} errors`);
+  assert.ok(errors.length >= 18 + 2 * others.length, `${errors.length} errors`);
   const errorText = errors.map((e) => [e.message, e.serverText ?? '', e.respCode ?? '', e.stack ?? ''].join('\n')).join('\n');
   const transcriptText = transcript.map((l) => `${l.dir}: ${l.line}`).join('\n');
   const secrets = secretNeedles();

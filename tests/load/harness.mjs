@@ -59,6 +59,14 @@ export async function startLoadEnv({ maxSessions = 4096, bridgeEnv = {} } = {}) 
         '--max-sessions-per-ip', String(maxSessions),
         '--connect-rate', '1000000',
         '--connect-burst', '1000000',
+        // One client (127.0.0.1) and one server: the per-server, overall
+        // and HTTP caps sized for the load, not for the open internet.
+        '--max-sessions-per-dest', String(maxSessions),
+        '--global-connect-rate', '1000000',
+        '--global-connect-burst', '1000000',
+        '--max-connections', String(maxSessions),
+        '--max-connections-per-ip', String(maxSessions),
+        '--max-bytes-per-ip-hour', String(2 ** 50),
         '--log-level', 'warn',
       ],
     });

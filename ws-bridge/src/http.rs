@@ -366,14 +366,16 @@ async fn security_headers(request: Request, next: Next) -> Response {
 
 /// The pages' Content-Security-Policy; `host` is the request's `Host`
 /// (checked to be a plain host\[:port\]), for `connect-src` to name this
-/// bridge's `ws://` and `wss://` URLs.
+/// bridge's `ws://` and `wss://` URLs. `img-src data:` is for the pages'
+/// empty favicon (`<link rel="icon" href="data:,">`); mail images are
+/// never loaded (the pages show mail as text).
 pub fn content_security_policy(host: Option<&str>) -> String {
     let connect = match host {
         Some(host) => format!("'self' ws://{host} wss://{host}"),
         None => "'self'".to_string(),
     };
     format!(
-        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self'; \
+        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
          connect-src {connect}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
 }
