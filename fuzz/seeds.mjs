@@ -82,4 +82,10 @@ for (const [size, reply] of [
   [0, '-ERR TLS not available\r\n'], [3, '-ERR [SYS/TEMP] later\r\n+OK\r\n'], [7, '+OK no CR\n\x16\x03\x01'],
   [0, '+OK cut sh'], [200, `+OK ${'x'.repeat(4100)}\r\n`], [0, `-ERR ${'y'.repeat(4089)}\r\n`],
 ]) write('bridge_stls_reply', Buffer.concat([Buffer.from([size]), Buffer.from(reply, 'latin1')]));
+// bridge_forwarded_for: [peer pick (0, 1: trusted; 2: not), header lines separated by LF…]
+for (const [pick, lines] of [
+  [0, '198.51.100.7'], [0, '6.6.6.6, 198.51.100.7, 10.1.1.1'], [0, '\xff, 198.51.100.7'], [0, '198.51.100.7, \xff'],
+  [0, 'junk\n198.51.100.7,10.0.0.2'], [1, '[2001:db8::7]:4711, ::1'], [0, '198.51.100.7:5123'], [0, 'unknown'], [0, ''],
+  [0, '10.9.9.9, 10.1.1.1'], [0, '::ffff:198.51.100.7'], [2, '198.51.100.7'], [0, '198.51.100.7,,10.0.0.2'],
+]) write('bridge_forwarded_for', Buffer.concat([Buffer.from([pick]), Buffer.from(lines, 'latin1')]));
 console.log(`seeds written from ${dialogues.length} transcript dialogues`);

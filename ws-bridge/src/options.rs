@@ -498,6 +498,12 @@ mod tests {
             max_sessions = 5
             idle_timeout = "2m"
             log_format = "json"
+            origin = ["*"]
+            dns_server = ["192.0.2.53:5353"]
+            metrics_listen = "127.0.0.1:9108"
+            token_max_ttl = "2h"
+            max_bytes_per_ip_hour = 5000000
+            keepalive_timeout = "3s"
             "#,
         );
         let args = ServeArgs {
@@ -513,7 +519,15 @@ mod tests {
         assert_eq!(o.settings.timeouts.idle, Duration::from_secs(120));
         assert_eq!(o.settings.timeouts.ping_interval, Timeouts::default().ping_interval);
         assert_eq!(o.log_format, LogFormat::Json);
+        assert_eq!(o.settings.dns_servers, vec!["192.0.2.53:5353"]);
+        assert_eq!(o.settings.metrics_listen, Some("127.0.0.1:9108".parse().unwrap()));
+        assert_eq!(o.settings.token_max_ttl, Duration::from_secs(7200));
+        assert_eq!(o.settings.limits.max_bytes_per_ip_hour, 5_000_000);
+        assert_eq!(o.settings.limits.max_sessions_per_dest, Limits::default().max_sessions_per_dest);
+        assert_eq!(o.settings.timeouts.keepalive, Duration::from_secs(3));
         let described = o.describe();
+        assert!(described.contains("max_bytes_per_ip_hour = 5000000"), "{described}");
+        assert!(described.contains("# browsers: any origin"), "{described}");
         assert!(described.contains("max_sessions = 7"), "{described}");
         assert!(described.contains("idle_timeout = \"2m\""), "{described}");
         // What describe() prints reads back as the same configuration.
