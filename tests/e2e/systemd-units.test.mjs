@@ -253,7 +253,7 @@ test('ws-bridge.service: ExecStart= with its environment and credential relays t
     const target = { bridge: url, host: '127.0.0.1', port: dc.ports.pop3s, tls: 'implicit', timeoutMs: 10000 };
     await rejectsWith(Pop3Client.connect(target), 'BRIDGE_REJECTED');
     const secret = under(values(unit, 'Service', 'LoadCredential')[0].split(':')[1]);
-    const token = execFileSync(program, ['token', '--host', '127.0.0.1', '--port', String(dc.ports.pop3s), '--ttl', '5m', '--token-secret-file', secret], {
+    const token = execFileSync(program, ['token', '--host', '127.0.0.1', '--port', String(dc.ports.pop3s), '--tls', 'implicit', '--ttl', '5m', '--token-secret-file', secret], {
       encoding: 'utf8',
     }).trim();
     const c = await Pop3Client.connect({ ...target, token });
