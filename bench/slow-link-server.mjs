@@ -38,7 +38,9 @@ await warm.quit();
 const bridge = await startBridge({
   listen: `${address}:0`,
   allow: [`127.0.0.1:${dc.ports.pop3}`],
-  extraArgs: ['--log-level', 'warn'],
+  // One client over the link, timed round after round: no per-client
+  // transfer allowance or rate may cut a measured session.
+  extraArgs: ['--log-level', 'warn', '--max-bytes-per-ip-hour', String(2 ** 50), '--connect-burst', '100000', '--global-connect-burst', '100000'],
 });
 process.stdout.write(`${JSON.stringify({ pop3: dc.ports.pop3, bridgePort: bridge.port })}\n`);
 process.stdin.resume();
