@@ -478,6 +478,133 @@ fn stls_by_transport_sends_no_bytes() {
     assert!(std::iter::from_fn(|| s.poll_event()).any(|e| e == Event::TlsUpgradeRequired));
 }
 
+/// The session's own STLS, then a second one typed by hand: refused by
+/// the client (INVALID_STATE, nothing sent), and the session goes on.
+#[test]
+fn stls_on_a_tls_session_is_refused_and_the_session_kept() {
+    let mut s = logged_out_session(lockstep());
+    s.enqueue(Command::Stls).unwrap();
+    assert_eq!(s.take_output(), b"STLS\r\n");
+    s.feed(b"+OK Begin TLS\r\n");
+    assert!(!s.tls());
+    s.tls_established();
+    assert!(s.tls());
+    while s.poll_event().is_some() {}
+    s.enqueue(Command::Stls).unwrap();
+    assert!(s.take_output().is_empty(), "a second STLS never reaches the server");
+    let e = next_result(&mut s).unwrap_err();
+    assert_eq!(e.code(), "INVALID_STATE");
+    assert_eq!(
+        e.to_string(),
+        "STLS is not allowed in the TLS-protected AUTHORIZATION state; nothing was sent"
+    );
+    assert!(s.fatal().is_none());
+    s.enqueue(Command::User { name: "a".into() }).unwrap();
+    assert_eq!(s.take_output(), b"USER a\r\n");
+
+    // On implicit TLS there is no STLS at all.
+    let mut s = logged_out_session(Options { tls: true, ..lockstep() });
+    s.enqueue(Command::Stls).unwrap();
+    assert!(s.take_output().is_empty());
+    assert_eq!(next_result(&mut s).unwrap_err().code(), "INVALID_STATE");
+}
+
+/// One rule for the answer to STLS (proto::stls_verdict): `+ok` is `+OK`,
+/// as everywhere; anything else ends the session as TLS_FAILED at once,
+/// however the bytes are split.
+#[test]
+fn stls_answer_in_lower_case_upgrades_and_anything_else_fails_at_once() {
+    for chunk in [1, 3, usize::MAX] {
+        let mut s = logged_out_session(Options { transcript: true, ..lockstep() });
+        s.enqueue(Command::Stls).unwrap();
+        s.take_output();
+        for piece in b"+ok begin TLS\r\n".chunks(chunk) {
+            s.feed(piece);
+        }
+        let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+        assert!(events.contains(&Event::TlsUpgradeRequired), "chunk {chunk}: {events:?}");
+        assert_eq!(s.deviations(), &[Deviation::StatusCase]);
+
+        let mut s = logged_out_session(Options { transcript: true, ..lockstep() });
+        s.enqueue(Command::Stls).unwrap();
+        s.take_output();
+        for piece in b"HTTP/1.1 400 Bad Request\r\n".chunks(chunk) {
+            s.feed(piece);
+        }
+        let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::LineTranscribed(l) if l.line == "HTTP/1.1 400 Bad Request")),
+            "the line the server sent is in the transcript: {events:?}"
+        );
+        let failed = events.iter().find_map(|e| match e {
+            Event::CommandCompleted { result: Err(e), .. } => Some(e.clone()),
+            _ => None,
+        });
+        let e = failed.expect("STLS completed with an error");
+        assert_eq!(e.code(), "TLS_FAILED");
+        assert_eq!(
+            e.to_string(),
+            "TLS failed: the server's answer to STLS is neither +OK nor -ERR: \"HTTP/1.1 400 Bad Request\""
+        );
+        assert_eq!(s.fatal().map(|e| e.code()), Some("TLS_FAILED"));
+    }
+    // No line end within MAX_STLS_REPLY octets: the same, without waiting for more.
+    let mut s = logged_out_session(lockstep());
+    s.enqueue(Command::Stls).unwrap();
+    s.take_output();
+    s.feed(&vec![b'+'; pop3_wasm::proto::MAX_STLS_REPLY]);
+    assert_eq!(next_result(&mut s).unwrap_err().code(), "TLS_FAILED");
+}
+
+/// What the client learnt at each step: CAPA before STLS, after STLS and
+/// after login, and the mechanisms login would use at each point.
+#[test]
+fn capabilities_are_kept_per_step_and_drive_the_login_choice() {
+    let mut s = Session::new(Options::default());
+    s.feed(b"+OK ready <1896.697170952@dbc.mtview.ca.us>\r\n");
+    assert!(s.apop_usable());
+    s.enqueue(Command::Capa).unwrap();
+    s.feed(b"+OK\r\nSTLS\r\nUSER\r\nSASL PLAIN SCRAM-SHA-256\r\n.\r\n");
+    // Plain text: the readable ones are out.
+    assert_eq!(s.offered_mechanisms(), ["SCRAM-SHA-256", "APOP", "PLAIN", "USER"]);
+    assert_eq!(s.login_mechanisms(), ["SCRAM-SHA-256", "APOP"]);
+    s.enqueue(Command::Stls).unwrap();
+    s.feed(b"+OK\r\n");
+    assert!(s.capabilities().is_none(), "forgotten at STLS");
+    s.tls_established();
+    s.feed(b"+OK\r\nUSER\r\nSASL PLAIN SCRAM-SHA-256 CRAM-MD5\r\n.\r\n");
+    assert_eq!(s.login_mechanisms(), ["SCRAM-SHA-256", "CRAM-MD5", "APOP", "PLAIN", "USER"]);
+    s.enqueue(Command::User { name: "a".into() }).unwrap();
+    s.feed(b"+OK\r\n");
+    s.enqueue(Command::Pass { password: Secret::new("b".into()) }).unwrap();
+    s.feed(b"+OK\r\n");
+    s.feed(b"+OK\r\nPIPELINING\r\n.\r\n");
+    let h = s.capa_history();
+    assert_eq!(h.before_stls.as_ref().unwrap().raw, ["STLS", "USER", "SASL PLAIN SCRAM-SHA-256"]);
+    assert_eq!(h.after_stls.as_ref().unwrap().raw, ["USER", "SASL PLAIN SCRAM-SHA-256 CRAM-MD5"]);
+    assert_eq!(h.after_login.as_ref().unwrap().raw, ["PIPELINING"]);
+    assert_eq!(s.capabilities().unwrap().raw, ["PIPELINING"]);
+    assert!(s.login_mechanisms().is_empty(), "logged in: nothing to log in with");
+
+    // Implicit TLS: the first CAPA is "before STLS" (there is none), and
+    // readable mechanisms are allowed; an invalid timestamp is no APOP.
+    let mut s = Session::new(Options { tls: true, ..Options::default() });
+    s.feed(b"+OK ready <no-at-sign>\r\n");
+    assert!(!s.apop_usable());
+    s.enqueue(Command::Capa).unwrap();
+    s.feed(b"+OK\r\nUSER\r\n.\r\n");
+    assert!(s.capa_history().before_stls.is_some() && s.capa_history().after_stls.is_none());
+    assert_eq!(s.login_mechanisms(), ["USER"]);
+    // allowInsecureAuth on plain text.
+    let mut s = Session::new(Options { allow_insecure_auth: true, ..Options::default() });
+    s.feed(b"+OK ready\r\n");
+    s.enqueue(Command::Capa).unwrap();
+    s.feed(b"-ERR no CAPA here\r\n");
+    assert_eq!(s.login_mechanisms(), ["USER"]);
+}
+
 // ---- pipelining -----------------------------------------------------------
 
 fn transaction_session(pipelining: bool) -> Session {

@@ -31,6 +31,9 @@ pub enum Error {
     ConnectionClosed(String),
     /// The server does not offer what the caller asked for.
     Unsupported(String),
+    /// TLS could not start: the answer to STLS was neither `+OK` nor
+    /// `-ERR` (see [`super::stls_verdict`]). Fatal.
+    Tls(String),
 }
 
 impl Error {
@@ -53,6 +56,7 @@ impl Error {
             Error::Protocol(_) => "PROTOCOL_ERROR",
             Error::ConnectionClosed(_) => "CONNECTION_CLOSED",
             Error::Unsupported(_) => "UNSUPPORTED",
+            Error::Tls(_) => "TLS_FAILED",
         }
     }
 
@@ -67,7 +71,7 @@ impl Error {
 
     /// Fatal errors end the session: every later call returns them again.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Error::Protocol(_) | Error::ConnectionClosed(_))
+        matches!(self, Error::Protocol(_) | Error::ConnectionClosed(_) | Error::Tls(_))
     }
 }
 
@@ -98,6 +102,7 @@ impl fmt::Display for Error {
             Error::Protocol(why) => write!(f, "protocol error: {why}"),
             Error::ConnectionClosed(why) => write!(f, "connection closed: {why}"),
             Error::Unsupported(why) => write!(f, "unsupported: {why}"),
+            Error::Tls(why) => write!(f, "TLS failed: {why}"),
         }
     }
 }

@@ -16,6 +16,7 @@ mod capability;
 mod command;
 mod deviation;
 mod error;
+mod login;
 mod multiline;
 mod response;
 mod sasl;
@@ -23,11 +24,13 @@ mod saslprep;
 mod secret;
 mod session;
 mod state;
+mod stls;
 
 pub use capability::{Capabilities, Expire};
 pub use command::{Command, MAX_COMMAND_OCTETS, MsgNum};
 pub use deviation::Deviation;
 pub use error::{Error, ServerReply};
+pub use login::{PREFERENCE, offered_mechanisms, readable, usable_mechanisms};
 pub use multiline::BodyDecoder;
 pub use response::{
     Status, apop_timestamp, parse_list, parse_list_entry, parse_stat, parse_uidl, parse_uidl_entry,
@@ -38,9 +41,10 @@ pub use sasl::{
 pub use saslprep::{no_nfkc, saslprep};
 pub use secret::{REDACTED, Secret};
 pub use session::{
-    CommandId, Direction, Event, Greeting, LineKind, Options, Response, Session, TranscriptLine,
+    CapaHistory, CommandId, Direction, Event, Greeting, LineKind, Options, Response, Session, TranscriptLine,
 };
 pub use state::State;
+pub use stls::{MAX_STLS_REPLY, StlsVerdict, stls_verdict};
 
 /// RFC 1939 § 7: the APOP digest, lowercase hex MD5 of timestamp + secret.
 pub fn apop_digest(timestamp: &str, password: &Secret<String>) -> Secret<String> {

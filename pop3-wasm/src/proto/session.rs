@@ -54,11 +54,13 @@ use super::capability::Capabilities;
 use super::command::{Command, MAX_COMMAND_OCTETS};
 use super::deviation::{Deviation, Deviations};
 use super::error::{Error, ServerReply};
+use super::login::{offered_mechanisms, usable_mechanisms};
 use super::multiline::BodyDecoder;
 use super::response::{self, Line, Status, StatusLine, excerpt};
 use super::sasl::SaslError;
 use super::secret::{REDACTED, Secret};
 use super::state::State;
+use super::stls::{StlsVerdict, stls_verdict};
 
 pub type CommandId = u64;
 
@@ -193,6 +195,11 @@ pub struct Options {
     /// octets: past it the session fails with `PROTOCOL_ERROR`, so a server
     /// sending an endless body cannot grow the client without bound.
     pub max_body: usize,
+    /// The connection is TLS from the start (implicit TLS, port 995).
+    pub tls: bool,
+    /// Readable credentials (USER/PASS, PLAIN, LOGIN, XOAUTH2,
+    /// OAUTHBEARER) may go out without TLS to the server.
+    pub allow_insecure_auth: bool,
 }
 
 impl Default for Options {
@@ -207,6 +214,8 @@ impl Default for Options {
             max_line: 64 * 1024,
             transcript_body_limit: 256 * 1024,
             max_body: MAX_BODY,
+            tls: false,
+            allow_insecure_auth: false,
         }
     }
 }
@@ -254,9 +263,24 @@ enum Reading {
     Body { status: StatusLine, decoder: BodyDecoder, body: Vec<u8>, raw: Option<(Vec<u8>, u64)> },
 }
 
+/// The capabilities the server announced at each step of the session
+/// (RFC 2449 § 6: the list may change after STLS and after login). Each
+/// holds the latest CAPA answered in that step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapaHistory {
+    /// In AUTHORIZATION, before any STLS (on implicit TLS: before login).
+    pub before_stls: Option<Capabilities>,
+    /// In AUTHORIZATION, after STLS upgraded the connection.
+    pub after_stls: Option<Capabilities>,
+    /// In TRANSACTION.
+    pub after_login: Option<Capabilities>,
+}
+
 pub struct Session {
     opts: Options,
     state: State,
+    /// TLS to the server: implicit from the start, or after STLS.
+    tls: bool,
     user_accepted: bool,
     awaiting_tls: bool,
     utf8: bool,
@@ -271,6 +295,7 @@ pub struct Session {
     next_id: CommandId,
     greeting: Option<Greeting>,
     capabilities: Option<Capabilities>,
+    capa_history: CapaHistory,
     deviations: Deviations,
     fatal: Option<Error>,
     recapa_id: Option<CommandId>,
@@ -290,6 +315,7 @@ impl std::fmt::Debug for Session {
 impl Session {
     pub fn new(opts: Options) -> Self {
         Self {
+            tls: opts.tls,
             opts,
             state: State::Greeting,
             user_accepted: false,
@@ -305,6 +331,7 @@ impl Session {
             next_id: 1,
             greeting: None,
             capabilities: None,
+            capa_history: CapaHistory::default(),
             deviations: Deviations::default(),
             fatal: None,
             recapa_id: None,
@@ -323,6 +350,43 @@ impl Session {
     /// right after STLS or login, until the server has been asked again.
     pub fn capabilities(&self) -> Option<&Capabilities> {
         self.capabilities.as_ref()
+    }
+
+    /// The latest CAPA of each step: before STLS, after STLS, after login.
+    pub fn capa_history(&self) -> &CapaHistory {
+        &self.capa_history
+    }
+
+    /// Whether the connection to the server is TLS (implicit, or after STLS).
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Whether the greeting carries a valid RFC 1939 timestamp, the only
+    /// case in which APOP is used (CVE-2007-1558).
+    pub fn apop_usable(&self) -> bool {
+        self.greeting.as_ref().is_some_and(|g| g.apop_timestamp.is_some())
+    }
+
+    /// Whether readable credentials may go out: TLS to the server, or the
+    /// caller allowed it (`Options::allow_insecure_auth`).
+    pub fn readable_credentials_allowed(&self) -> bool {
+        self.tls || self.opts.allow_insecure_auth
+    }
+
+    /// The login mechanisms the server offers now, strongest first.
+    pub fn offered_mechanisms(&self) -> Vec<&'static str> {
+        offered_mechanisms(self.capabilities.as_ref(), self.apop_usable())
+    }
+
+    /// The mechanisms `login()` would try now, strongest first: those
+    /// offered, less the readable ones where they are not allowed (none
+    /// outside AUTHORIZATION).
+    pub fn login_mechanisms(&self) -> Vec<&'static str> {
+        if self.state != State::Authorization {
+            return Vec::new();
+        }
+        usable_mechanisms(&self.offered_mechanisms(), self.readable_credentials_allowed())
     }
 
     pub fn deviations(&self) -> &[Deviation] {
@@ -430,6 +494,7 @@ impl Session {
             return None;
         }
         self.awaiting_tls = false;
+        self.tls = true;
         let id = self.opts.recapa.then(|| {
             let id = self.next_id;
             self.next_id += 1;
@@ -516,17 +581,28 @@ impl Session {
             let Some(q) = self.queue.pop_front() else {
                 break;
             };
-            if !q.cmd.allowed_in(self.state, self.user_accepted) {
-                let err = if q.cmd.verb() == "PASS" && self.state == State::Authorization {
-                    Error::InvalidState { command: "PASS", state: "AUTHORIZATION without an accepted USER" }
-                } else {
-                    Error::InvalidState { command: q.cmd.verb(), state: self.state.name() }
-                };
+            if let Some(err) = self.refusal(&q.cmd) {
                 self.complete(q.id, Err(err));
                 continue;
             }
             self.send(q);
         }
+    }
+
+    /// Why `cmd` may not be sent now, if it may not: the state check at
+    /// its turn (RFC 1939 states; STLS only once, RFC 2595 § 4).
+    fn refusal(&self, cmd: &Command) -> Option<Error> {
+        if !cmd.allowed_in(self.state, self.user_accepted) {
+            return Some(if cmd.verb() == "PASS" && self.state == State::Authorization {
+                Error::InvalidState { command: "PASS", state: "AUTHORIZATION without an accepted USER" }
+            } else {
+                Error::InvalidState { command: cmd.verb(), state: self.state.name() }
+            });
+        }
+        if matches!(cmd, Command::Stls) && self.tls {
+            return Some(Error::InvalidState { command: "STLS", state: "TLS-protected AUTHORIZATION" });
+        }
+        None
     }
 
     fn send(&mut self, q: Queued) {
@@ -584,6 +660,23 @@ impl Session {
             return self.step_body(pos);
         }
         let rest = &self.input[pos..];
+        if self.in_flight.front().is_some_and(|f| matches!(f.cmd, Command::Stls)) {
+            // The answer to STLS is judged by the one rule every transport uses.
+            match stls_verdict(rest) {
+                StlsVerdict::Incomplete => return None,
+                StlsVerdict::Unusable { line_len, reason } => {
+                    if let Some(n) = line_len {
+                        let line = rest[..n].strip_suffix(b"\n").unwrap_or(&rest[..n]);
+                        let line = status_transcript(line.strip_suffix(b"\r").unwrap_or(line));
+                        let id = self.front_id();
+                        self.transcribe(Direction::S, LineKind::Status, id, line);
+                    }
+                    self.fail(Error::Tls(reason));
+                    return None;
+                }
+                StlsVerdict::Proceed { .. } | StlsVerdict::Refused { .. } => {}
+            }
+        }
         let Some(lf) = rest.iter().position(|b| *b == b'\n') else {
             if rest.len() > self.opts.max_line {
                 self.fail(Error::Protocol(format!(
@@ -827,7 +920,16 @@ impl Session {
             Command::Utf8 if ok => self.utf8 = true,
             Command::Capa => {
                 if let Ok(Response { status: Status::Ok, body: Some(body), .. }) = &result {
-                    self.capabilities = Some(Capabilities::parse(body));
+                    let caps = Capabilities::parse(body);
+                    let step = if self.state == State::Transaction {
+                        &mut self.capa_history.after_login
+                    } else if self.tls && !self.opts.tls {
+                        &mut self.capa_history.after_stls
+                    } else {
+                        &mut self.capa_history.before_stls
+                    };
+                    *step = Some(caps.clone());
+                    self.capabilities = Some(caps);
                     self.events.push_back(Event::CapabilitiesUpdated);
                 }
             }
