@@ -16,10 +16,9 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
+import { stlsReply } from '../pkg/pop3_wasm.js';
 
 const SUBPROTOCOL = 'pop3-bridge.v1';
-/** The longest STLS reply line accepted, as the bridge. */
-const MAX_STLS_REPLY = 4096;
 /** Chunks read from the server and not yet taken by the client before reading stops. */
 const MAX_QUEUED = 8;
 
@@ -373,19 +372,18 @@ export class DirectSocket {
   _onData(d) {
     if (this._stage === 'relay') return this._deliver(d);
     if (this._stage !== 'stls') return; // after +OK to STLS: discarded
-    // Waiting for the STLS reply line: nothing after it is trusted.
+    // Waiting for the answer to STLS, judged by the core's rule (as the
+    // bridge does): nothing after an +OK line is trusted.
     this._stlsLine.push(d);
     const got = Buffer.concat(this._stlsLine);
-    const lf = got.indexOf(0x0a);
-    if (lf < 0) {
-      if (got.length >= MAX_STLS_REPLY) this._fail('TLS_FAILED', 'STLS reply line from the server is too long', 4525);
-      return;
-    }
-    const line = got.subarray(0, lf + 1);
-    const rest = got.subarray(lf + 1);
+    const { verdict, lineLength, reason } = stlsReply(got);
+    if (verdict === 'incomplete') return;
     this._stlsLine = [];
-    this._deliver(line);
-    if (!line.subarray(0, 3).equals(Buffer.from('+OK'))) {
+    const line = got.subarray(0, lineLength ?? 0);
+    const rest = got.subarray(lineLength ?? got.length);
+    if (line.length) this._deliver(line);
+    if (verdict === 'unusable') return this._fail('TLS_FAILED', reason, 4525);
+    if (verdict === 'refused') {
       // -ERR: the session goes on in plain text.
       this._stage = 'relay';
       if (rest.length) this._deliver(rest);

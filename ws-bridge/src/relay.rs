@@ -529,10 +529,21 @@ async fn starttls(
         StlsReply::Line { line, rest } => (line, rest),
     };
     forward(tx, counters, &line).await;
-    if !line.starts_with(b"+OK") {
-        info!("server refused STLS; continuing in plain text");
-        forward(tx, counters, &rest).await;
-        return Ok(Upgraded::Refused(Upstream::Plain(tcp)));
+    // The core's one rule for the answer (the client reads it the same way).
+    match pop3_wasm::proto::stls_verdict(&line) {
+        pop3_wasm::proto::StlsVerdict::Proceed { .. } => {}
+        pop3_wasm::proto::StlsVerdict::Refused { .. } => {
+            info!("server refused STLS; continuing in plain text");
+            forward(tx, counters, &rest).await;
+            return Ok(Upgraded::Refused(Upstream::Plain(tcp)));
+        }
+        pop3_wasm::proto::StlsVerdict::Unusable { reason, .. } => {
+            info!(why = reason, "STLS failed");
+            return Err(Failure::new(ErrorCode::TlsFailed, reason));
+        }
+        pop3_wasm::proto::StlsVerdict::Incomplete => {
+            return Err(Failure::new(ErrorCode::TlsFailed, "the server's answer to STLS is cut short"));
+        }
     }
     let discarded = rest.len() + upstream::discard_pending(&tcp);
     if discarded > 0 {

@@ -22,8 +22,10 @@ use crate::{
     wire::{CertificateInfo, TlsInfo},
 };
 
-/// The longest STLS reply line the bridge reads.
-pub const MAX_STLS_REPLY: usize = 4096;
+/// The longest STLS reply line the bridge reads: the core's, whose rule
+/// (`pop3_wasm::proto::stls_verdict`) the reader and the relay apply.
+pub use pop3_wasm::proto::MAX_STLS_REPLY;
+use pop3_wasm::proto::{StlsVerdict, stls_verdict};
 
 /// The upstream byte stream, plain or TLS.
 #[derive(Debug)]
@@ -200,7 +202,9 @@ pub enum StlsReply {
 /// be fuzzed: `fuzz/fuzz_targets/bridge_stls_reply.rs`).
 ///
 /// The line is everything up to and including the first LF, which must
-/// come within [`MAX_STLS_REPLY`] bytes whatever the reads were.
+/// come within [`MAX_STLS_REPLY`] bytes whatever the reads were (the
+/// core's [`stls_verdict`] decides; what the line says is the relay's to
+/// judge, with the same function).
 #[derive(Debug, Default)]
 pub struct StlsReplyReader {
     line: Vec<u8>,
@@ -216,17 +220,19 @@ impl StlsReplyReader {
     /// (the rest of this read goes with it); `Err` when there is no LF
     /// within [`MAX_STLS_REPLY`] bytes.
     pub fn feed(&mut self, read: &[u8]) -> Result<Option<StlsReply>, String> {
-        let room = self.room();
-        if let Some(lf) = read.iter().take(room).position(|b| *b == b'\n') {
-            self.line.extend_from_slice(&read[..=lf]);
-            let line = std::mem::take(&mut self.line);
-            return Ok(Some(StlsReply::Line { line, rest: read[lf + 1..].to_vec() }));
+        let start = self.line.len();
+        self.line.extend_from_slice(&read[..read.len().min(self.room())]);
+        match stls_verdict(&self.line) {
+            StlsVerdict::Incomplete => Ok(None),
+            StlsVerdict::Unusable { line_len: None, reason } => Err(reason),
+            StlsVerdict::Proceed { line_len }
+            | StlsVerdict::Refused { line_len }
+            | StlsVerdict::Unusable { line_len: Some(line_len), .. } => {
+                let rest = read[line_len - start..].to_vec();
+                self.line.truncate(line_len);
+                Ok(Some(StlsReply::Line { line: std::mem::take(&mut self.line), rest }))
+            }
         }
-        if read.len() >= room {
-            return Err("STLS reply line from the server is too long".to_string());
-        }
-        self.line.extend_from_slice(read);
-        Ok(None)
     }
 
     /// The server closed: what it sent of a line, if anything.
