@@ -119,6 +119,16 @@ export interface Capabilities {
   implementation: string | null;
 }
 
+/** The latest CAPA of each step of a session (null where there was none). */
+export interface CapaHistory {
+  /** In AUTHORIZATION before any STLS (on implicit TLS: before login). */
+  beforeStls: Capabilities | null;
+  /** In AUTHORIZATION after STLS upgraded the connection. */
+  afterStls: Capabilities | null;
+  /** In TRANSACTION. */
+  afterLogin: Capabilities | null;
+}
+
 export interface RawReply {
   ok: boolean;
   status: '+OK' | '-ERR';
@@ -173,6 +183,18 @@ export class Pop3Client {
   readonly pipelining: boolean;
   /** Spec deviations of the server that the client tolerated. */
   readonly deviations: Deviation[];
+  /** The latest CAPA the client has (it asks at connect, after STLS and after login), or null. */
+  readonly capabilities: Capabilities | null;
+  /** The latest CAPA of each step: before STLS, after STLS, after login. */
+  readonly capaHistory: CapaHistory;
+  /**
+   * The mechanisms `login()` would try now, strongest first: those offered,
+   * less the readable ones without TLS unless `allowInsecureAuth` (none once
+   * logged in).
+   */
+  readonly loginMechanisms: Mechanism[];
+  /** Whether the greeting has a valid RFC 1939 timestamp: the only case APOP is used (CVE-2007-1558). */
+  readonly apopUsable: boolean;
   capa(options?: CallOptions): Promise<Capabilities>;
   /**
    * Logs in with the strongest mechanism offered (SCRAM-SHA-256 > SCRAM-SHA-1 >

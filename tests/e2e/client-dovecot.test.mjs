@@ -71,6 +71,52 @@ function suite(via) {
     await c.quit();
   });
 
+  test('STLS by hand (raw): resolves with TLS up; a second STLS is INVALID_STATE and the session goes on', async () => {
+    const transcript = [];
+    const c = await Pop3Client.connect(opts({ port: dc.ports.pop3, tls: 'none', onTranscript: (l) => transcript.push(`${l.dir}: ${l.line}`) }));
+    assert.equal(c.tls, null);
+    const r = await c.raw('STLS');
+    assert.equal(r.ok, true);
+    assert.match(r.text, /^Begin TLS negotiation now\.$/);
+    // raw() resolved after the handshake and the CAPA asked under TLS.
+    assert.match(c.tls?.protocol ?? '', /^TLSv1\.[23]$/);
+    assert.equal(c.capabilities.stls, false, 'the capabilities are the ones under TLS');
+    const e = await rejectsWith(c.raw('STLS'), 'INVALID_STATE');
+    assert.match(e.message, /^STLS is not allowed in the TLS-protected AUTHORIZATION state; nothing was sent$/);
+    assert.equal(c.state, 'AUTHORIZATION');
+    assert.equal(transcript.filter((l) => l === 'C: STLS').length, 1, transcript.join('\n'));
+    // Readable credentials are fine now: TLS is up.
+    assert.equal((await c.raw('USER alice')).ok, true);
+    assert.equal((await c.raw(`PASS ${alice().password}`)).ok, true);
+    assert.deepEqual(await c.stat(), { count: alice().count, size: alice().size });
+    await c.quit();
+  });
+
+  test('what the client learnt: capabilities per step, the mechanisms login() would use, APOP', async () => {
+    const c = await Pop3Client.connect(opts({ port: dc.ports.pop3, tls: 'starttls' }));
+    // Dovecot's greeting carries a valid msg-id: APOP is usable.
+    assert.equal(c.apopUsable, true);
+    const h = c.capaHistory;
+    assert.ok(h.beforeStls.stls && h.beforeStls.raw.includes('STLS'), JSON.stringify(h.beforeStls));
+    assert.ok(!h.afterStls.stls && h.afterStls.sasl.includes('SCRAM-SHA-256'), JSON.stringify(h.afterStls));
+    assert.equal(h.afterLogin, null);
+    assert.deepEqual(c.capabilities, h.afterStls);
+    assert.deepEqual(c.loginMechanisms, ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'CRAM-MD5', 'APOP', 'PLAIN', 'LOGIN', 'USER']);
+    assert.equal(await c.login(alice().name, alice().password), 'SCRAM-SHA-256');
+    assert.deepEqual(c.loginMechanisms, [], 'logged in: nothing left to log in with');
+    assert.ok(c.capaHistory.afterLogin.raw.includes('PIPELINING'));
+    assert.deepEqual(c.capabilities, c.capaHistory.afterLogin);
+    c.close();
+    // Plain text: the readable mechanisms are out unless allowInsecureAuth.
+    const plain = await Pop3Client.connect(opts({ port: dc.ports.pop3, tls: 'none' }));
+    assert.deepEqual(plain.loginMechanisms, ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'CRAM-MD5', 'APOP']);
+    assert.equal(plain.capaHistory.afterStls, null);
+    plain.close();
+    const allowed = await Pop3Client.connect(opts({ port: dc.ports.pop3, tls: 'none', allowInsecureAuth: true }));
+    assert.deepEqual(allowed.loginMechanisms.slice(-3), ['PLAIN', 'LOGIN', 'USER']);
+    allowed.close();
+  });
+
   test('every command: STAT, LIST, UIDL, TOP, RETR byte-exact against the sources', async () => {
     const c = await loggedIn();
     assert.equal(c.state, 'TRANSACTION');

@@ -1,6 +1,6 @@
 // Compiled (never run) by tests/e2e/types.test.mjs: the package's types
 // must accept what the README shows and reject what is wrong.
-import { Pop3Client, Pop3Error, type Summary, type TranscriptLine } from 'pop3-wasm';
+import { Pop3Client, Pop3Error, type Capabilities, type Mechanism, type Summary, type TranscriptLine } from 'pop3-wasm';
 
 async function main(): Promise<void> {
   const lines: TranscriptLine[] = [];
@@ -25,6 +25,15 @@ async function main(): Promise<void> {
   const err: Pop3Error | null = batch[0].error;
   const raw = await c.raw('LIST');
   const ok: boolean = raw.ok;
+  // What the client learnt on the way (no command is sent for these).
+  const caps: Capabilities | null = c.capabilities;
+  const beforeStls: string[] | undefined = c.capaHistory.beforeStls?.raw;
+  const afterLogin: Capabilities | null = c.capaHistory.afterLogin;
+  const mechanisms: Mechanism[] = c.loginMechanisms;
+  const apop: boolean = c.apopUsable;
+  void [caps, beforeStls, afterLogin, mechanisms, apop];
+  // @ts-expect-error: read-only
+  c.apopUsable = true;
   await c.quit();
   c.close();
   // Node: the direct transport.

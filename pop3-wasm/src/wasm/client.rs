@@ -1,4 +1,5 @@
-//! `Pop3Client`: the promise-based API of DESIGN.md over the sans-IO core.
+//! `Pop3Client`: the promise-based API of the README ("Use it from
+//! JavaScript") over the sans-IO core.
 //!
 //! One `Inner` per session, shared by the socket's event handlers and the
 //! pending calls. Every call enqueues commands in the core and waits on a
@@ -6,6 +7,11 @@
 //! callbacks (transcript, progress, stream controllers) are collected while
 //! `Inner` is borrowed and run after the borrow ends, so a callback may call
 //! back into the client.
+//!
+//! Message bodies (RETR, TOP, `raw`) never sit whole in the wasm memory,
+//! which never shrinks once grown: the core hands each decoded piece over
+//! as it arrives, and it goes straight to JavaScript (a stream's queue, or
+//! the blocks a collected body is joined from once, at the end).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -22,7 +28,7 @@ use super::js::{Interval, Socket, Timer, call_if_present, random_bytes, websocke
 use crate::proto::{
     Capabilities, Command, CommandId, CramMd5, Direction, Event, Expire, LineKind, Login, Mechanism,
     OAuthBearer, Options, Plain, Response, Scram, ScramHash, Secret, Session, State, Status, XOAuth2,
-    apop_digest, parse_list, parse_list_entry, parse_stat, parse_uidl, parse_uidl_entry,
+    apop_digest, parse_list, parse_list_entry, parse_stat, parse_uidl, parse_uidl_entry, readable,
 };
 use crate::summary::summarize;
 
@@ -33,9 +39,23 @@ const DEFAULT_TIMEOUT_MS: f64 = 30_000.0;
 const MAX_BODY_LIMIT: u32 = 2_147_483_647;
 /// Bytes a `ReadableStream` may hold before the socket is paused.
 const STREAM_HIGH_WATER: f64 = 1024.0 * 1024.0;
+/// A collected body is gathered in JS blocks of this size (the first one
+/// smaller, for the many small messages): big enough that the allocator
+/// maps them on their own and hands them back to the system once dropped.
+const COLLECT_FIRST_BLOCK: u32 = 64 * 1024;
+const COLLECT_BLOCK: u32 = 1024 * 1024;
 
 type Shared = Rc<RefCell<Inner>>;
 type Reply = Result<Response, Failure>;
+
+/// A multi-line answer collected for the caller: the response, and its
+/// body joined in JavaScript (`None` after `-ERR`).
+struct Collected {
+    response: Response,
+    body: Option<Uint8Array>,
+}
+
+type Gathered = Result<Collected, Failure>;
 
 /// A small map keyed by command id. Ids are handed out in order and mostly
 /// answered in order, so a deque with a linear search is as fast as a hash
@@ -82,8 +102,18 @@ struct Deadlines {
 enum Sink {
     /// A `ReadableStream` the caller reads.
     Stream { controller: JsValue, cancelled: bool },
-    /// `retr(n, { onProgress })`: collected here, progress reported.
-    Collect { buf: Vec<u8>, on_progress: Function, total: JsValue },
+    /// A body the caller gets whole (`retr`, `top`, `retrMany`, `raw`):
+    /// copied into JS blocks as it arrives (`filled`: octets used in the
+    /// last one), joined once the answer is complete. `total`: the size
+    /// the server announced, for `onProgress`.
+    Collect {
+        tx: Option<oneshot::Sender<Gathered>>,
+        blocks: Array,
+        filled: u32,
+        len: usize,
+        on_progress: Option<Function>,
+        total: JsValue,
+    },
 }
 
 /// JS calls to make once `Inner` is no longer borrowed.
@@ -112,7 +142,6 @@ struct Inner {
     paused: bool,
     tls: JsValue,
     transcript: Option<Function>,
-    allow_insecure_auth: bool,
     deadlines: Deadlines,
     bridge: String,
     host: String,
@@ -122,10 +151,6 @@ struct Inner {
 }
 
 impl Inner {
-    fn secure(&self) -> bool {
-        self.tls.is_object()
-    }
-
     fn close_socket(&mut self, reason: &str) {
         self.keepalive = None;
         if let Some(s) = self.socket.take() {
@@ -145,8 +170,8 @@ impl Inner {
         }
     }
 
-    /// Reads `ws`'s buffering: the data waiting in the socket's read side
-    /// cannot be seen, but a paused socket is ours to resume.
+    /// Whether every streamed body can take more (a collected body always
+    /// can): otherwise the socket stays paused, where the runtime can.
     fn any_stream_wants_data(&self) -> bool {
         self.sinks.values().all(|s| match s {
             Sink::Stream { controller, cancelled } => *cancelled || desired_size(controller) > 0.0,
@@ -210,29 +235,31 @@ fn dispatch(shared: &Shared) {
                             Err(f) => Err(f.clone()),
                         });
                     }
-                    if let Some(sink) = inner.sinks.remove(&id) {
-                        if let Sink::Stream { controller, cancelled: false } = sink {
-                            match &result {
-                                Ok(r) if r.is_ok() => actions.push(Action::CloseStream(controller)),
-                                Ok(_) => {}
-                                Err(f) => actions.push(Action::ErrorStream(controller, f.clone().into())),
-                            }
-                        } else if let Sink::Collect { buf, .. } = sink {
-                            // The caller gets the collected body as the response's.
-                            if let Some(tx) = inner.waiters.remove(&id) {
-                                let _ = tx.send(result.map(|mut r| {
-                                    if r.is_ok() {
-                                        r.body = Some(buf);
-                                    }
-                                    r
-                                }));
+                    match inner.sinks.remove(&id) {
+                        Some(Sink::Collect { tx, blocks, filled, len, .. }) => {
+                            let gathered = result.map(|response| Collected {
+                                body: response.is_ok().then(|| join(&blocks, filled, len)),
+                                response,
+                            });
+                            if let Some(tx) = tx {
+                                let _ = tx.send(gathered);
                             }
                             continue;
                         }
-                        let any_stream = inner.sinks.values().any(|s| matches!(s, Sink::Stream { .. }));
-                        if !any_stream {
-                            inner.set_paused(false);
+                        Some(Sink::Stream { controller, cancelled }) => {
+                            if !cancelled {
+                                match &result {
+                                    Ok(r) if r.is_ok() => actions.push(Action::CloseStream(controller)),
+                                    Ok(_) => {}
+                                    Err(f) => actions.push(Action::ErrorStream(controller, f.clone().into())),
+                                }
+                            }
+                            let any_stream = inner.sinks.values().any(|s| matches!(s, Sink::Stream { .. }));
+                            if !any_stream {
+                                inner.set_paused(false);
+                            }
                         }
+                        None => {}
                     }
                     if let Some(tx) = inner.waiters.remove(&id) {
                         let _ = tx.send(result);
@@ -253,14 +280,18 @@ fn dispatch(shared: &Shared) {
                     Some(Sink::Stream { controller, cancelled: false }) => {
                         actions.push(Action::Enqueue(controller.clone(), Uint8Array::from(&data[..])));
                     }
-                    Some(Sink::Collect { buf, on_progress, total }) => {
-                        buf.extend_from_slice(&data);
-                        actions.push(Action::Progress(on_progress.clone(), buf.len() as f64, total.clone()));
+                    Some(Sink::Collect { blocks, filled, len, on_progress, total, .. }) => {
+                        *len += data.len();
                         // The bound the core puts on a body it collects itself:
                         // an endless body must not grow the client forever.
                         let max = inner.session.max_body();
-                        if buf.len() > max {
+                        if *len > max {
                             inner.session.fail(crate::proto::Error::body_too_long(max));
+                            continue;
+                        }
+                        append(blocks, filled, &data);
+                        if let Some(f) = on_progress {
+                            actions.push(Action::Progress(f.clone(), *len as f64, total.clone()));
                         }
                     }
                     _ => {}
@@ -345,6 +376,40 @@ fn dispatch(shared: &Shared) {
         let want = inner.any_stream_wants_data();
         inner.set_paused(!want);
     }
+}
+
+/// Copies `data` out of the wasm memory into a collected body's blocks.
+fn append(blocks: &Array, filled: &mut u32, mut data: &[u8]) {
+    while !data.is_empty() {
+        let count = blocks.length();
+        let mut last: Option<Uint8Array> = count.checked_sub(1).map(|i| blocks.get(i).unchecked_into());
+        if last.as_ref().is_none_or(|b| *filled == b.length()) {
+            let size = if count == 0 { COLLECT_FIRST_BLOCK } else { COLLECT_BLOCK };
+            let block = Uint8Array::new_with_length(size);
+            blocks.push(&block);
+            last = Some(block);
+            *filled = 0;
+        }
+        let Some(block) = last else { return };
+        let n = data.len().min((block.length() - *filled) as usize);
+        block.subarray(*filled, *filled + n as u32).copy_from(&data[..n]);
+        *filled += n as u32;
+        data = &data[n..];
+    }
+}
+
+/// One `Uint8Array` of exactly `len` octets from a collected body's blocks.
+fn join(blocks: &Array, filled: u32, len: usize) -> Uint8Array {
+    let out = Uint8Array::new_with_length(len as u32);
+    let last = blocks.length().saturating_sub(1);
+    let mut at = 0;
+    for (i, block) in blocks.iter().enumerate() {
+        let block: Uint8Array = block.unchecked_into();
+        let used = if i as u32 == last { filled } else { block.length() };
+        out.set(&block.subarray(0, used), at);
+        at += used;
+    }
+    out
 }
 
 fn call_method(obj: &JsValue, name: &str, args: &[JsValue]) {
@@ -485,6 +550,62 @@ async fn command(shared: &Shared, cmd: Command, ctx: &Ctx) -> Reply {
     let rx = enqueue(shared, cmd)?;
     dispatch(shared);
     wait(shared, rx, what, ctx).await
+}
+
+/// Queues a command whose multi-line body is collected in JavaScript (see
+/// `Sink::Collect`), up to the core's `max_body`.
+fn enqueue_collect(
+    shared: &Shared,
+    cmd: Command,
+    on_progress: Option<Function>,
+) -> Result<oneshot::Receiver<Gathered>, Failure> {
+    let mut inner = shared.borrow_mut();
+    if let Some(f) = &inner.failure {
+        return Err(f.clone());
+    }
+    let id = inner.session.enqueue_streaming(cmd)?;
+    let (tx, rx) = oneshot::channel();
+    let sink = Sink::Collect {
+        tx: Some(tx),
+        blocks: Array::new(),
+        filled: 0,
+        len: 0,
+        on_progress,
+        total: JsValue::NULL,
+    };
+    inner.sinks.insert(id, sink);
+    Ok(rx)
+}
+
+/// Sends one command and waits for its answer, the body collected.
+async fn collect(shared: &Shared, cmd: Command, on_progress: Option<Function>, ctx: &Ctx) -> Gathered {
+    let what = cmd.verb();
+    let rx = enqueue_collect(shared, cmd, on_progress)?;
+    dispatch(shared);
+    wait(shared, rx, what, ctx).await
+}
+
+/// The body of a collected answer, or the server's `-ERR` as an error.
+fn collected_body(c: Collected) -> Result<Uint8Array, Failure> {
+    ok_or_server_error(c.response)?;
+    Ok(c.body.unwrap_or_else(|| Uint8Array::new_with_length(0)))
+}
+
+/// STLS: asks, and after `+OK` waits for the handshake and for the CAPA the
+/// core asks again under TLS, so the call ends with TLS up and the new
+/// capabilities known. `-ERR` comes back as the server's answer.
+async fn starttls(shared: &Shared, ctx: &Ctx, handshake: &Ctx) -> Reply {
+    let (tls_tx, tls_rx) = oneshot::channel();
+    shared.borrow_mut().on_tls = Some(tls_tx);
+    let r = command(shared, Command::Stls, ctx).await;
+    if !matches!(&r, Ok(r) if r.is_ok()) {
+        shared.borrow_mut().on_tls = None;
+        return r;
+    }
+    if let Some(capa) = wait(shared, tls_rx, "the TLS handshake", handshake).await? {
+        wait(shared, capa, "CAPA", ctx).await?;
+    }
+    r
 }
 
 fn on_message(shared: &Shared, event: JsValue) {
@@ -888,6 +1009,8 @@ async fn connect(opts: ConnectOptions) -> Result<Pop3Client, Failure> {
         pipelining: opts.pipelining,
         pipelining_window: opts.pipeline_window,
         max_body: opts.max_body,
+        tls: opts.tls == "implicit",
+        allow_insecure_auth: opts.allow_insecure_auth,
         ..Options::default()
     });
     let shared: Shared = Rc::new(RefCell::new(Inner {
@@ -906,7 +1029,6 @@ async fn connect(opts: ConnectOptions) -> Result<Pop3Client, Failure> {
         paused: false,
         tls: JsValue::NULL,
         transcript: opts.on_transcript.clone(),
-        allow_insecure_auth: opts.allow_insecure_auth,
         deadlines: opts.deadlines,
         bridge: opts.bridge.clone(),
         host: opts.host.clone(),
@@ -969,9 +1091,7 @@ async fn connect(opts: ConnectOptions) -> Result<Pop3Client, Failure> {
     command(&shared, Command::Capa, &phase(d.command)).await?;
 
     if opts.tls == "starttls" {
-        let (tls_tx, tls_rx) = oneshot::channel();
-        shared.borrow_mut().on_tls = Some(tls_tx);
-        let r = command(&shared, Command::Stls, &phase(d.command)).await?;
+        let r = starttls(&shared, &phase(d.command), &phase(d.tls)).await?;
         if !r.is_ok() {
             let f = Failure {
                 code: "TLS_FAILED",
@@ -982,9 +1102,6 @@ async fn connect(opts: ConnectOptions) -> Result<Pop3Client, Failure> {
             };
             fail(&shared, f.clone());
             return Err(f);
-        }
-        if let Some(capa) = wait(&shared, tls_rx, "the TLS handshake", &phase(d.tls)).await? {
-            wait(&shared, capa, "CAPA", &phase(d.command)).await?;
         }
     }
     if let Some(ms) = opts.keepalive_ms {
@@ -1016,8 +1133,7 @@ fn start_keepalive(shared: &Shared, ms: f64) {
 
 /// Readable credentials need TLS to the server unless the caller opted out.
 fn check_secure(shared: &Shared, what: &str) -> Result<(), Failure> {
-    let inner = shared.borrow();
-    if inner.secure() || inner.allow_insecure_auth {
+    if shared.borrow().session.readable_credentials_allowed() {
         Ok(())
     } else {
         Err(Failure::new(
@@ -1028,14 +1144,6 @@ fn check_secure(shared: &Shared, what: &str) -> Result<(), Failure> {
         ))
     }
 }
-
-/// Mechanisms that put the password (or a bearer token) on the wire as is.
-fn readable(mechanism: &str) -> bool {
-    matches!(mechanism, "PLAIN" | "LOGIN" | "USER" | "XOAUTH2" | "OAUTHBEARER")
-}
-
-/// The order `login()` prefers: strongest first.
-const PREFERENCE: [&str; 7] = ["SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "APOP", "PLAIN", "LOGIN", "USER"];
 
 fn client_nonce() -> Result<String, Failure> {
     use base64::Engine as _;
@@ -1314,6 +1422,43 @@ impl Pop3Client {
         list.into()
     }
 
+    /// The capabilities from the latest CAPA (`capa()`'s shape), or null
+    /// (none asked yet, or the server has no CAPA).
+    #[wasm_bindgen(getter)]
+    pub fn capabilities(&self) -> JsValue {
+        self.shared.borrow().session.capabilities().map_or(JsValue::NULL, capa_js)
+    }
+
+    /// `{ beforeStls, afterStls, afterLogin }`: the latest CAPA of each step
+    /// of the session (`capa()`'s shape, or null where there was none).
+    #[wasm_bindgen(getter, js_name = capaHistory)]
+    pub fn capa_history(&self) -> JsValue {
+        let inner = self.shared.borrow();
+        let h = inner.session.capa_history();
+        let step = |c: &Option<Capabilities>| c.as_ref().map_or(JsValue::NULL, capa_js);
+        object(&[
+            ("beforeStls", step(&h.before_stls)),
+            ("afterStls", step(&h.after_stls)),
+            ("afterLogin", step(&h.after_login)),
+        ])
+    }
+
+    /// The mechanisms `login()` would try now, strongest first: those the
+    /// server offers, less the readable ones without TLS (unless
+    /// `allowInsecureAuth`).
+    #[wasm_bindgen(getter, js_name = loginMechanisms)]
+    pub fn login_mechanisms(&self) -> JsValue {
+        let inner = self.shared.borrow();
+        inner.session.login_mechanisms().into_iter().map(JsValue::from_str).collect::<Array>().into()
+    }
+
+    /// Whether the greeting has a valid RFC 1939 timestamp, the only case
+    /// in which APOP is used (CVE-2007-1558).
+    #[wasm_bindgen(getter, js_name = apopUsable)]
+    pub fn apop_usable(&self) -> bool {
+        self.shared.borrow().session.apop_usable()
+    }
+
     /// Asks CAPA and returns the parsed capabilities.
     pub fn capa(&self, opts: JsValue) -> Promise {
         self.call(&opts, |s, ctx| async move {
@@ -1331,28 +1476,12 @@ impl Pop3Client {
         self.call(&opts, |s, ctx| async move {
             let username = credential(user, "the user name")?;
             let password = credential(password, "the password")?;
-            let (offered, apop, insecure_ok) = {
+            // The core's choice (proto::login), the same `loginMechanisms` shows.
+            let (offered, usable) = {
                 let inner = s.borrow();
-                let caps = inner.session.capabilities().cloned().unwrap_or_default();
-                let apop = inner.session.greeting().is_some_and(|g| g.apop_timestamp.is_some());
-                // No CAPA at all: an RFC 1939 server, USER/PASS is all there is.
-                let user = caps.user || caps.raw.is_empty();
-                (
-                    PREFERENCE
-                        .iter()
-                        .copied()
-                        .filter(|m| match *m {
-                            "APOP" => apop,
-                            "USER" => user,
-                            m => caps.sasl.iter().any(|s| s == m),
-                        })
-                        .collect::<Vec<_>>(),
-                    apop,
-                    inner.secure() || inner.allow_insecure_auth,
-                )
+                (inner.session.offered_mechanisms(), inner.session.login_mechanisms())
             };
-            let _ = apop;
-            let chosen = offered.iter().copied().find(|m| insecure_ok || !readable(m)).ok_or_else(|| {
+            let chosen = usable.first().copied().ok_or_else(|| {
                 if offered.is_empty() {
                     Failure::new("UNSUPPORTED", "the server offers no login mechanism this client knows")
                 } else {
@@ -1452,8 +1581,7 @@ impl Pop3Client {
         self.call(&opts, |s, ctx| async move {
             let msg = msg_arg(&msg, "top(n, lines)")?;
             let lines = lines_arg(&lines)?;
-            let r = ok_or_server_error(command(&s, Command::Top { msg, lines }, &ctx).await?)?;
-            Ok(Uint8Array::from(r.body.as_deref().unwrap_or_default()).into())
+            Ok(collected_body(collect(&s, Command::Top { msg, lines }, None, &ctx).await?)?.into())
         })
     }
 
@@ -1463,18 +1591,8 @@ impl Pop3Client {
     pub fn retr(&self, msg: JsValue, opts: JsValue) -> Promise {
         self.call(&opts.clone(), |s, ctx| async move {
             let msg = msg_arg(&msg, "retr(n)")?;
-            let cmd = Command::Retr { msg };
-            let r = match opt_function(&opts, "onProgress")? {
-                Some(on_progress) => {
-                    let sink = Sink::Collect { buf: Vec::new(), on_progress, total: JsValue::NULL };
-                    let (_, rx) = enqueue_with(&s, cmd, Some(sink))?;
-                    dispatch(&s);
-                    wait(&s, rx, "RETR", &ctx).await?
-                }
-                None => command(&s, cmd, &ctx).await?,
-            };
-            let r = ok_or_server_error(r)?;
-            Ok(Uint8Array::from(r.body.as_deref().unwrap_or_default()).into())
+            let on_progress = opt_function(&opts, "onProgress")?;
+            Ok(collected_body(collect(&s, Command::Retr { msg }, on_progress, &ctx).await?)?.into())
         })
     }
 
@@ -1566,8 +1684,10 @@ impl Pop3Client {
         self.call(&opts.clone(), |s, ctx| async move {
             let ids = ids_arg(&ids, "retrMany(ids)")?;
             let on_progress = opt_function(&opts, "onProgress")?;
-            let rxs =
-                ids.iter().map(|&msg| enqueue(&s, Command::Retr { msg })).collect::<Result<Vec<_>, _>>()?;
+            let rxs = ids
+                .iter()
+                .map(|&msg| enqueue_collect(&s, Command::Retr { msg }, None))
+                .collect::<Result<Vec<_>, _>>()?;
             dispatch(&s);
             let out = Array::new();
             let total = ids.len() as f64;
@@ -1575,9 +1695,8 @@ impl Pop3Client {
                 let r = wait(&s, rx, "RETR", &ctx).await?;
                 let o = Object::new();
                 let _ = Reflect::set(&o, &"id".into(), &(*id).into());
-                match ok_or_server_error(r) {
-                    Ok(r) => {
-                        let body = Uint8Array::from(r.body.as_deref().unwrap_or_default());
+                match collected_body(r) {
+                    Ok(body) => {
                         let _ = Reflect::set(&o, &"body".into(), &body);
                         let _ = Reflect::set(&o, &"error".into(), &JsValue::NULL);
                     }
@@ -1653,7 +1772,30 @@ impl Pop3Client {
             if matches!(cmd, Command::Pass { .. }) {
                 check_secure(&s, "PASS")?;
             }
-            let r = command(&s, cmd, &ctx).await?;
+            let logs_in = matches!(cmd, Command::Pass { .. } | Command::Apop { .. });
+            let (r, body) = match cmd {
+                // Resolves once TLS is up (or with the server's -ERR).
+                Command::Stls => {
+                    let tls_ms = s.borrow().deadlines.tls;
+                    let handshake = Ctx { timeout_ms: tls_ms, signal: ctx.signal.clone() };
+                    (starttls(&s, &ctx, &handshake).await?, None)
+                }
+                // The core reads CAPA itself: its body stays in the core.
+                Command::Capa => {
+                    let r = command(&s, cmd, &ctx).await?;
+                    let body = r.body.as_deref().map(Uint8Array::from);
+                    (r, body)
+                }
+                cmd if cmd.is_multiline() => {
+                    let c = collect(&s, cmd, None, &ctx).await?;
+                    (c.response, c.body)
+                }
+                cmd => (command(&s, cmd, &ctx).await?, None),
+            };
+            if logs_in && r.is_ok() {
+                // As login(): the call ends with the new capabilities known.
+                after_login(&s, &ctx).await?;
+            }
             let o = Object::new();
             let set = |k: &str, v: JsValue| {
                 let _ = Reflect::set(&o, &k.into(), &v);
@@ -1662,7 +1804,7 @@ impl Pop3Client {
             set("status", (if r.status == Status::Ok { "+OK" } else { "-ERR" }).into());
             set("respCode", r.resp_code.as_deref().map_or(JsValue::NULL, JsValue::from_str));
             set("text", r.text.as_str().into());
-            set("body", r.body.as_deref().map_or(JsValue::NULL, |b| Uint8Array::from(b).into()));
+            set("body", body.map_or(JsValue::NULL, JsValue::from));
             Ok(o.into())
         })
     }
