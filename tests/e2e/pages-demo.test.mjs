@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDemo } from '../fixtures/demo.mjs';
-import { launchChromium, collectPageErrors, screenshot, checkerConnect, checkerRows, checkerOpen, overflowsHorizontally } from '../fixtures/browser.mjs';
+import { launchChromium, collectPageErrors, screenshot, checkerConnect, checkerRows, checkerOpen, overflowsHorizontally, playgroundSeedDialogue, playgroundType } from '../fixtures/browser.mjs';
 
 let demo;
 let browser;
@@ -172,6 +172,89 @@ test('playground: typed commands and buttons show the dialogue, PASS redacted, m
   await screenshot(page, 'demo-playground');
   assert.deepEqual(page.errors, []);
 });
+
+test('playground: the seed dialogue typed line by line over STLS by hand (STLS … QUIT), TLS from STLS on', async () => {
+  const page = await newPage();
+  const { steps, text } = await playgroundSeedDialogue(page, demo.httpUrl, { user: 'demo', password: 'demo' });
+  const commands = text.filter((l) => l.startsWith('C: ')).map((l) => l.slice(3));
+  // The client's own CAPA at connect, after STLS and after login; STLS once.
+  assert.deepEqual(commands, ['CAPA', 'STLS', 'CAPA', 'USER demo', 'PASS [redacted]', 'CAPA', 'STAT', 'LIST', 'TOP 1 0', 'RETR 1', 'DELE 1', 'RSET', 'QUIT']);
+  assert.ok(text.includes('-- plain text so far: type STLS to start TLS before you log in'), text.join('\n'));
+  assert.deepEqual(steps.STLS.slice(0, 2), ['C: STLS', 'S: +OK Begin TLS negotiation']);
+  assert.match(steps.STLS.at(-1), /^-- TLS: TLSv1\.3, \S+, certificate CN=localhost\b/);
+  assert.ok(!steps.STLS.slice(2).some((l) => l === 'S: STLS'), 'STLS is not offered again under TLS');
+  assert.deepEqual(steps['USER demo'], ['C: USER demo', 'S: +OK User name accepted, password please']);
+  const [, count] = /^S: \+OK Mailbox open, (\d+) messages$/.exec(steps['PASS [redacted]'][1]).map(Number);
+  const [, statCount, statSize] = /^S: \+OK (\d+) (\d+)$/.exec(steps.STAT[1]).map(Number);
+  assert.equal(statCount, count);
+  assert.match(steps.LIST[1], new RegExp(`^S: \\+OK ${count} messages`));
+  const sizes = steps.LIST.slice(2, -1).map((l) => Number(/^S: \d+ (\d+)$/.exec(l)[1]));
+  assert.equal(sizes.length, count);
+  assert.equal(sizes.reduce((a, b) => a + b, 0), statSize);
+  assert.equal(steps.LIST.at(-1), 'S: .');
+  assert.ok(steps['TOP 1 0'].includes('S: Subject: Welcome to the pop3-wasm demo mailbox'));
+  assert.equal(steps['TOP 1 0'].at(-1), 'S: .');
+  const retr = steps['RETR 1'];
+  assert.match(retr[1], /^S: \+OK \d+ octets/);
+  assert.ok(retr.includes('S: Subject: Welcome to the pop3-wasm demo mailbox'));
+  assert.ok(retr.some((l) => /this mailbox lives in the memory of `ws-bridge demo`/.test(l)));
+  assert.equal(retr.at(-1), 'S: .');
+  assert.match(steps['DELE 1'][1], /^S: \+OK /);
+  assert.match(steps.RSET[1], /^S: \+OK /);
+  assert.match(steps.QUIT[1], /^S: \+OK POP3 server signing off/);
+  assert.ok(!text.some((l) => /PASS demo/.test(l)));
+  assert.deepEqual(page.errors, []);
+  await screenshot(page, 'demo-playground-stls-by-hand');
+});
+
+test('playground: ↑ history never holds a PASS line (as pop3 shell)', async () => {
+  const page = await newPage();
+  await page.goto(`${demo.httpUrl}/playground.html`);
+  await page.waitForSelector('#connect-btn:not([disabled])');
+  await page.click('#connect-btn');
+  await page.waitForSelector('#line:not([disabled])');
+  await playgroundType(page, 'USER demo');
+  await playgroundType(page, 'PASS demo', 'PASS [redacted]');
+  await playgroundType(page, 'NOOP');
+  const seen = [];
+  for (let i = 0; i < 4; i++) {
+    await page.press('#line', 'ArrowUp');
+    seen.push(await page.inputValue('#line'));
+  }
+  assert.deepEqual(seen, ['NOOP', 'USER demo', 'USER demo', 'USER demo']);
+  await page.press('#line', 'ArrowDown');
+  assert.equal(await page.inputValue('#line'), 'NOOP');
+  await page.click('#disconnect-btn');
+});
+
+for (const [name, path, form] of [['checker', '/', '#connect'], ['playground', '/playground.html', '#connect']]) {
+  test(`${name}: Connect before the module has loaded does not submit the form (no reload)`, async () => {
+    const page = await newPage();
+    // Hold the wasm module back: the page is there, its script is not ready.
+    let release;
+    const held = new Promise((r) => (release = r));
+    await page.route('**/pop3_wasm_bg.wasm', async (route) => {
+      await held;
+      await route.continue();
+    });
+    const navigations = [];
+    page.on('framenavigated', (f) => f === page.mainFrame() && navigations.push(f.url()));
+    await page.goto(`${demo.httpUrl}${path}`, { waitUntil: 'domcontentloaded' });
+    await page.evaluate(() => (window.stillTheSamePage = true));
+    assert.equal(await page.isDisabled('#connect-btn'), true, 'Connect is disabled until the module is ready');
+    // A user clicking Connect and pressing Enter in the form, as soon as they can.
+    const box = await page.locator('#connect-btn').boundingBox();
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    await page.focus(`${form} input[type=text], ${form} input[type=url]`);
+    await page.keyboard.press('Enter');
+    release();
+    await page.waitForSelector('#connect-btn:not([disabled])');
+    assert.equal(await page.evaluate(() => window.stillTheSamePage), true, 'the page was reloaded');
+    assert.equal(navigations.length, 1, navigations.join(' '));
+    assert.equal(new URL(page.url()).search, '', 'the form was submitted natively');
+    await page.unroute('**/pop3_wasm_bg.wasm');
+  });
+}
 
 test('both pages are readable at phone width (375 px): no sideways scrolling', async () => {
   const page = await newPage({ width: 375, height: 800 });

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startBridgeFor } from '../fixtures/bridge.mjs';
-import { launchChromium, collectPageErrors, screenshot, checkerConnect, checkerRows, checkerOpen } from '../fixtures/browser.mjs';
+import { launchChromium, collectPageErrors, screenshot, checkerConnect, checkerRows, checkerOpen, playgroundSeedDialogue } from '../fixtures/browser.mjs';
 
 let dc;
 let bridge;
@@ -116,4 +116,32 @@ test('the pages come with the security headers the bridge sends (the tests above
     assert.match(csp, new RegExp(`connect-src 'self' ws://127\\.0\\.0\\.1:${bridge.port} wss://127\\.0\\.0\\.1:${bridge.port};`), p);
     assert.match(csp, /frame-ancestors 'none'/, p);
   }
+});
+
+test('playground: the seed dialogue typed line by line over STLS by hand, byte for byte as Dovecot answers', async () => {
+  const page = await newPage();
+  const a = dc.users.alice;
+  const { steps, text } = await playgroundSeedDialogue(page, bridge.httpUrl, {
+    query: `?host=${dc.host}&port=${dc.ports.pop3}&user=alice`,
+    user: 'alice',
+    password: a.password,
+  });
+  const commands = text.filter((l) => l.startsWith('C: ')).map((l) => l.slice(3));
+  assert.deepEqual(commands, ['CAPA', 'STLS', 'CAPA', 'USER alice', 'PASS [redacted]', 'CAPA', 'STAT', 'LIST', 'TOP 1 0', 'RETR 1', 'DELE 1', 'RSET', 'QUIT']);
+  assert.deepEqual(steps.STLS.slice(0, 2), ['C: STLS', 'S: +OK Begin TLS negotiation now.']);
+  assert.match(steps.STLS.at(-1), /^-- TLS: TLSv1\.[23], \S+, certificate (.*, )?CN=localhost$/);
+  assert.deepEqual(steps['USER alice'], ['C: USER alice', 'S: +OK']);
+  assert.deepEqual(steps['PASS [redacted]'].slice(0, 2), ['C: PASS [redacted]', 'S: +OK Logged in.']);
+  assert.deepEqual(steps.STAT, ['C: STAT', `S: +OK ${a.count} ${a.size}`]);
+  assert.deepEqual(steps.LIST, ['C: LIST', `S: +OK ${a.count} messages:`, ...a.sizes.map((n, i) => `S: ${i + 1} ${n}`), 'S: .']);
+  // The data lines as on the wire (dot-stuffed), CRLF removed.
+  const wire = (buf) => buf.toString('latin1').split('\r\n').slice(0, -1).map((l) => `S: ${l.startsWith('.') ? `.${l}` : l}`);
+  assert.deepEqual(steps['TOP 1 0'], ['C: TOP 1 0', 'S: +OK', ...wire(dc.expectedTop('alice', 1, 0)), 'S: .']);
+  assert.deepEqual(steps['RETR 1'], ['C: RETR 1', `S: +OK ${a.sizes[0]} octets`, ...wire(dc.expected('alice', 1)), 'S: .']);
+  assert.deepEqual(steps['DELE 1'], ['C: DELE 1', 'S: +OK Marked to be deleted.']);
+  assert.deepEqual(steps.RSET, ['C: RSET', 'S: +OK']);
+  assert.deepEqual(steps.QUIT.slice(0, 2), ['C: QUIT', 'S: +OK Logging out.']);
+  assert.ok(!text.some((l) => l.includes(a.password)));
+  assert.deepEqual(page.errors, []);
+  await screenshot(page, 'dovecot-playground-stls-by-hand');
 });

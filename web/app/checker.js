@@ -95,14 +95,13 @@ $('connect').addEventListener('submit', async (ev) => {
     client = c;
     setConnected(true);
     $('session').classList.remove('hidden');
-    renderServer(c, null, null, null);
+    // What the client learnt at connect: the CAPA it asked (after STLS,
+    // when there was one; null: a server without CAPA, RFC 1939 only) and
+    // the mechanisms login() would use. Nothing is asked again for them.
+    const caps = c.capabilities;
+    const mechanisms = c.loginMechanisms;
+    renderServer(c, null, null, caps, mechanisms);
     renderTls(c.tls);
-    let caps = null;
-    try {
-      caps = await c.capa();
-    } catch (e) {
-      if (e?.code !== 'SERVER_ERROR') throw e;   // a server without CAPA
-    }
     renderCaps(caps);
     status('Logging in…');
     const mech = $('mechanism').value;
@@ -110,7 +109,7 @@ $('connect').addEventListener('submit', async (ev) => {
     const password = $('password').value;
     const used = mech === 'auto' ? await c.login(user, password) : await c.auth(mech, { username: user, password });
     const stat = await c.stat();
-    renderServer(c, used, stat, caps);
+    renderServer(c, used, stat, caps, mechanisms);
     status(`Logged in with ${used}. Loading ${stat.count} message summaries…`);
     await loadList(c, stat.count);
     status(`Logged in with ${used}. ${stat.count} messages, ${formatSize(stat.size)}.`);
@@ -129,11 +128,13 @@ function fact(dl, term, value, cls) {
   dl.append(el('dt', { text: term }), el('dd', cls ? { class: cls } : {}, value));
 }
 
-function renderServer(c, used, stat, caps) {
+function renderServer(c, used, stat, caps, mechanisms) {
   const dl = $('server-facts');
   dl.replaceChildren();
   fact(dl, 'Greeting', el('span', { class: 'mono', text: c.greeting ?? '' }));
   if (caps?.implementation) fact(dl, 'Implementation', caps.implementation);
+  fact(dl, 'Login mechanisms', mechanisms.length ? mechanisms.join(', ') : 'none usable here');
+  fact(dl, 'APOP', c.apopUsable ? 'usable (the greeting has a valid timestamp)' : 'not usable (no valid timestamp in the greeting)');
   if (used) fact(dl, 'Logged in with', used);
   if (stat) fact(dl, 'Mailbox', `${stat.count} messages, ${formatSize(stat.size)} (${stat.size.toLocaleString('en')} octets)`);
   if (c.deviations?.length) fact(dl, 'Tolerated', c.deviations.map((d) => d.description).join('; '));
@@ -433,3 +434,7 @@ for (const tab of tabs) {
 
 // Leaving the page drops the session without QUIT: nothing is deleted.
 addEventListener('pagehide', () => client?.close());
+
+// Ready: until now Connect stayed disabled (a click would have submitted
+// the form natively, a reload that looks like nothing happened).
+$('connect-btn').disabled = false;

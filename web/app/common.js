@@ -1,5 +1,6 @@
 // What the checker and the playground share: the connection form, the
 // demo's settings, and errors in words a postmaster understands.
+import { respCodeHint } from '../pop3-wasm/js/resp-codes.js';
 
 export const $ = (id) => document.getElementById(id);
 
@@ -122,11 +123,11 @@ export function explain(err, ctx = {}) {
     case 'TLS_FAILED':
       return m('TLS certificate problem', `The secure connection to ${target} failed: the certificate is not trusted, has expired, or does not name this host — or the port does not speak TLS (implicit TLS is usually port 995; STLS upgrades port 110).`, err?.message);
     case 'AUTH_FAILED': {
-      const rc = err?.respCode?.toUpperCase();
-      if (rc === 'SYS/TEMP') return m('Login failed: temporary server problem', 'The server could not log you in because of a temporary problem on its side (SYS/TEMP). The password may be right; try again later.', said);
-      if (rc === 'IN-USE') return m('Mailbox in use', 'Another session has this mailbox open (IN-USE). Close the other client, or wait for it to finish.', said);
-      if (rc === 'LOGIN-DELAY') return m('Logging in too often', 'The server limits how often this mailbox may log in (LOGIN-DELAY). Wait and try again.', said);
-      return m('Wrong user name or password', 'The server refused the login: the password is wrong, the user does not exist, or the account is locked.', said);
+      // [AUTH] or no code: the credentials (IN-USE, LOGIN-DELAY and SYS/*
+      // on a login are SERVER_ERROR, below).
+      const hint = respCodeHint(err?.respCode);
+      if (hint) return m(hint.title, hint.text, said);
+      return m('Wrong user name or password', 'The server refused the login: the password is wrong, the user does not exist, or the account is locked.', said ?? err?.message);
     }
     case 'INSECURE_AUTH_REFUSED':
       return m('Password not sent: no TLS', 'This session has no TLS to the server, so the password would travel readable. Choose implicit TLS or STLS — or, for a test server only, tick “Send the password without TLS”.');
@@ -134,8 +135,12 @@ export function explain(err, ctx = {}) {
       return m('The server did not answer in time', `No answer from ${target} within the time limit: the server or the network is slow, or packets are being dropped.`);
     case 'CONNECTION_CLOSED':
       return m('The connection closed', 'The server or the bridge closed the connection unexpectedly (the server hung up, an idle timeout, or the bridge stopped). Nothing marked for deletion was deleted.', said ?? err?.message);
-    case 'SERVER_ERROR':
-      return m('The server refused the command', said ?? 'The server answered -ERR.', err?.respCode ? `Response code: ${err.respCode}` : null);
+    case 'SERVER_ERROR': {
+      const rc = err?.respCode ? `Response code: ${err.respCode}` : null;
+      const hint = respCodeHint(err?.respCode);
+      if (hint) return m(hint.title, hint.text, [said, rc].filter(Boolean).join(' — '));
+      return m('The server refused the command', said ?? 'The server answered -ERR.', rc);
+    }
     case 'PROTOCOL_ERROR':
       return m('Not a POP3 answer', `What came back from ${target} does not follow the POP3 protocol. Is this really a POP3 port (and the right security setting for it)?`, err?.message);
     case 'UNSUPPORTED':

@@ -2,6 +2,7 @@
 // the client's transcript (C:/S:, secrets redacted), so it is exactly
 // what went over the wire.
 import { Pop3Client } from '../pop3-wasm/js/browser.js';
+import { respCodeHint } from '../pop3-wasm/js/resp-codes.js';
 import { $, el, loadDemo, fillForm, showDemoBanner, connectOptions, explain, errorBox } from './common.js';
 
 /** The seed page's one-line explanations (and RFC 1939/2449/5034 for the rest). */
@@ -25,9 +26,12 @@ const COMMANDS = [
 
 let client = null;
 const lines = [];          // the transcript as text, for copying
-const history = [];
+const history = [];        // typed lines for ↑/↓, never one with a password
 let historyAt = 0;
 let ctx = {};
+
+/** Lines that carry a password or SASL data stay out of the history (as in `pop3 shell`). */
+const SECRET = /^\s*(PASS|APOP|AUTH)\b/i;
 
 const demo = await loadDemo();
 fillForm(demo);
@@ -69,12 +73,17 @@ $('connect').addEventListener('submit', async (ev) => {
   if (client) return;
   $('error').replaceChildren();
   const opts = connectOptions({ onTranscript });
+  // "STLS by hand": the connection starts in plain text and the user types
+  // STLS; the client must not do it on its own.
+  const byHand = opts.tls === 'starttls';
+  if (byHand) opts.tls = 'none';
   ctx = { host: opts.host, port: opts.port, bridge: opts.bridge };
   note(`connecting to ${opts.host}:${opts.port} (${opts.tls === 'implicit' ? 'implicit TLS' : 'plain text'}) through ${opts.bridge}`);
   $('connect-btn').disabled = true;
   try {
     client = await Pop3Client.connect(opts);
     if (client.tls) note(`TLS: ${client.tls.protocol}, ${client.tls.cipher}, certificate ${client.tls.certificate.subject}`);
+    if (byHand) note('plain text so far: type STLS to start TLS before you log in');
     setConnected(true);
     $('line').focus();
   } catch (e) {
@@ -105,13 +114,17 @@ async function run(line) {
   } else if (upper === 'AUTH' && args.length >= 1) {
     await c.auth(args[0].toUpperCase(), { username: args[1] || user, password });
   } else {
-    await c.raw(line);
+    const r = await c.raw(line);
+    // -ERR is the server's answer, shown as is; a response code gets its meaning.
+    const hint = r.ok ? null : respCodeHint(r.respCode);
+    if (hint) note(`${hint.title}: ${hint.text}`);
   }
   if (upper === 'QUIT' || c.state === 'CLOSED') {
     note('connection closed');
     client = null;
     setConnected(false);
   }
+  // raw('STLS') resolves once the handshake is done (or with -ERR).
   if (upper === 'STLS' && c.tls) note(`TLS: ${c.tls.protocol}, ${c.tls.cipher}, certificate ${c.tls.certificate.subject}`);
 }
 
@@ -123,7 +136,7 @@ $('cmd').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const line = $('line').value;
   if (!client || !line.trim()) return;
-  history.push(line);
+  if (!SECRET.test(line)) history.push(line);
   historyAt = history.length;
   $('line').value = '';
   $('line').classList.remove('masked');
@@ -204,3 +217,7 @@ $('clear').addEventListener('click', () => {
 });
 
 addEventListener('pagehide', () => client?.close());
+
+// Ready: until now Connect stayed disabled (a click would have submitted
+// the form natively, a reload that looks like nothing happened).
+$('connect-btn').disabled = false;
