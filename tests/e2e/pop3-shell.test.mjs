@@ -37,10 +37,15 @@ after(async () => {
   await dc?.stop();
 });
 
-/** Starts `pop3 shell ARGS` in a tmux session; the pane stays to be read after the exit. */
-function startShell(name, args) {
+/**
+ * Starts `pop3 shell ARGS` in a tmux session; the pane stays to be read
+ * after the exit. `pipe`: its standard output goes through `cat` (stdin
+ * and stderr stay the terminal), as in `pop3 shell … | tee log`.
+ */
+function startShell(name, args, { pipe = false } = {}) {
   const cmd = [process.execPath, BIN, 'shell', ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
-  tmux('new-session', '-d', '-s', name, '-x', '200', '-y', '50', `${cmd}; echo "[exit $?]"; sleep 30`);
+  const run = pipe ? `${cmd} | cat; echo "[exit \${PIPESTATUS[0]}]"` : `${cmd}; echo "[exit $?]"`;
+  tmux('new-session', '-d', '-s', name, '-x', '200', '-y', '50', `bash -c '${run.replace(/'/g, "'\\''")}; sleep 30'`);
   return {
     keys: (...k) => tmux('send-keys', '-t', name, ...k),
     text: (t) => tmux('send-keys', '-t', name, '-l', t),
@@ -124,4 +129,26 @@ test('Ctrl-D at the prompt leaves; a command before login is refused as the serv
   await sh.until(/^! INVALID_STATE: /m);
   sh.keys('C-d');
   await sh.until(/^\[exit 0\]$/m);
+});
+
+test('stdout piped (pop3 shell … | cat): the password prompt shows once and the password does not echo', async () => {
+  const a = dc.users.alice;
+  const sh = startShell('piped', [`pop3s://127.0.0.1:${dc.ports.pop3s}`, '--ca-file', dc.caFile], { pipe: true });
+  // The prompt (on the terminal) and the dialogue (through cat) may share
+  // a screen line: match the lines without anchoring them.
+  await sh.until(/S: \+OK Dovecot \(Debian\) ready\./);
+  await sh.until(/pop3> /);
+  sh.keys('USER alice', 'Enter');
+  await sh.until(/C: USER alice\n(pop3> )?S: \+OK/);
+  sh.keys('PASS', 'Enter');
+  await sh.until(/Password: /);
+  sh.text(a.password);
+  sh.keys('Enter');
+  let s = await sh.until(/S: \+OK Logged in\./);
+  assert.equal(count(s, 'Password: '), 1, `the prompt shows once:\n${s}`);
+  assert.ok(!s.includes(a.password), `the password is on the screen:\n${s}`);
+  assert.match(s, /C: PASS \[redacted\]$/m);
+  sh.keys('.quit', 'Enter');
+  s = await sh.until(/^\[exit 0\]$/m);
+  assert.ok(!s.includes(a.password));
 });

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { Pop3Error, UsageError, daysUntil, parseDuration, parsePort, credentials, target } from './common.js';
 import { checkMailbox } from './probe.js';
 import { DeliveryProbe, parseSendVia, smtpAuth } from './delivery.js';
+import { respCodeHint } from '../resp-codes.js';
 
 export const OK = 0;
 export const WARNING = 1;
@@ -168,9 +169,8 @@ async function checkOnce(t, o, cred) {
     if (o.serverinfo) transcript.push(l);
     if (o.verbose) process.stderr.write(`${l.dir}: ${l.line}\n`);
   };
-  // A server without CAPA (RFC 1939 only) answers -ERR: not a failure here.
-  const capa = (c) => c.capa().catch((e) => (e?.code === 'SERVER_ERROR' ? null : Promise.reject(e)));
-  let info = null;
+  // What login() would use, as the client decided it (read before the login).
+  let mechanisms = [];
   const time = new Date().toISOString();
   // In a loop (--every), a probe message that came too late is deleted by a later round.
   const dp = o.delivery ? new DeliveryProbe({ ...o.delivery, prefix: 'pop3-check', pending: o.pendingTokens ?? [] }) : null;
@@ -179,10 +179,7 @@ async function checkOnce(t, o, cred) {
     timeoutMs: o.timeout,
     onTranscript: o.serverinfo || o.verbose ? onTranscript : undefined,
     beforeLogin: async (c) => {
-      if (o.serverinfo) {
-        const caps = await capa(c);
-        info = { capaBeforeLogin: caps?.raw ?? [], capa: caps };
-      }
+      mechanisms = c.loginMechanisms;
     },
     afterStat: async (c, res, timed) => {
       if (o.expect !== undefined) {
@@ -199,10 +196,7 @@ async function checkOnce(t, o, cred) {
           res.deleted = hits.length;
         }
       }
-      if (info) {
-        const capaAfterLogin = t.user && c.state === 'TRANSACTION' ? ((await capa(c))?.raw ?? []) : null;
-        res.serverinfo = serverinfo(c, t, info, capaAfterLogin, transcript);
-      }
+      if (o.serverinfo) res.serverinfo = serverinfo(c, mechanisms, transcript);
       // The check's own session is the round trip's first look.
       if (dp && c.state === 'TRANSACTION') await dp.scan(c);
     },
@@ -222,43 +216,43 @@ async function checkOnce(t, o, cred) {
   r.serverinfo ??= null;
   if (r.error) {
     r.status = r.exception instanceof Pop3Error && !UNKNOWN_CODES.has(r.error.code) ? CRITICAL : UNKNOWN;
-    if (r.client && o.serverinfo && !r.serverinfo) r.serverinfo = serverinfo(r.client, t, null, null, transcript);
+    if (r.exception?.serverText) r.error.serverText = r.exception.serverText;
+    // What a response code means (IN-USE, SYS/TEMP…): Nagios long output, `explanation` in JSON.
+    const hint = respCodeHint(r.error.respCode);
+    if (hint) r.error.explanation = hint.text;
+    if (r.client && o.serverinfo && !r.serverinfo) r.serverinfo = serverinfo(r.client, mechanisms, transcript);
   }
   evaluate(r, o);
   return r;
 }
 
-/** The diagnosis for postmasters. */
-function serverinfo(c, t, info, capaAfterLogin, transcript) {
-  // The CAPA the client asked before STLS is only in the transcript.
-  let capaBeforeStls = null;
-  if (t.tls === 'starttls') {
-    const k = transcript.findIndex((l) => l.dir === 'C' && l.line === 'CAPA');
-    if (k >= 0 && transcript[k + 1]?.line.startsWith('+OK')) {
-      capaBeforeStls = [];
-      for (const l of transcript.slice(k + 2)) {
-        if (l.dir !== 'S' || l.line === '.') break;
-        capaBeforeStls.push(l.line);
-      }
-    }
-  }
-  const caps = info?.capa;
+/**
+ * The diagnosis for postmasters, from what the client learnt on the way
+ * (no command is sent for it): the CAPA of each step (`capaHistory`), the
+ * mechanisms login() would use (`loginMechanisms`, read before the login)
+ * and whether APOP is usable (`apopUsable`, the CVE-2007-1558 rule).
+ */
+function serverinfo(c, mechanisms, transcript) {
+  const h = c.capaHistory;
+  const beforeLogin = h.afterStls ?? h.beforeStls;
+  // After login where the server said it (per-user values), else before.
+  const latest = (key) => h.afterLogin?.[key] ?? beforeLogin?.[key] ?? null;
   const greetingLine = transcript.find((l) => l.dir === 'S')?.line ?? (c.greeting ? `+OK ${c.greeting}` : null);
-  const mechanisms = caps ? [...caps.sasl] : [];
-  if (c.greeting && /<[^<>@]+@[^<>]+>/.test(c.greeting)) mechanisms.push('APOP');
-  if (caps?.user || (caps && caps.raw.length === 0)) mechanisms.push('USER');
   return {
     greeting: greetingLine,
     tls: c.tls ?? null,
     capabilities: {
-      beforeStls: capaBeforeStls,
-      beforeLogin: info?.capaBeforeLogin ?? null,
-      afterLogin: capaAfterLogin,
+      // Only when STLS upgraded the connection (else there was no "before").
+      beforeStls: h.afterStls ? (h.beforeStls?.raw ?? []) : null,
+      // [] when the server answered CAPA with -ERR (RFC 1939 only).
+      beforeLogin: beforeLogin?.raw ?? [],
+      afterLogin: c.state === 'TRANSACTION' || h.afterLogin ? (h.afterLogin?.raw ?? []) : null,
     },
     mechanisms,
-    implementation: caps?.implementation ?? null,
-    loginDelay: caps?.loginDelay ?? null,
-    expire: caps?.expire ?? null,
+    apop: c.apopUsable,
+    implementation: latest('implementation'),
+    loginDelay: latest('loginDelay'),
+    expire: latest('expire'),
     pipelining: c.pipelining,
     deviations: c.deviations ?? [],
   };
@@ -301,8 +295,11 @@ function evaluate(r, o) {
 
 function summary(r, o) {
   if (r.error) {
+    // A response code says what kind of refusal it was (IN-USE, SYS/TEMP…).
+    const hint = respCodeHint(r.error.respCode);
+    const said = hint ? `${hint.title} [${r.error.respCode.toUpperCase()}]: ${r.error.serverText ?? r.error.message}` : r.error.message;
     const what = { CONNECT_FAILED: 'connect failed', TLS_FAILED: 'TLS failed', AUTH_FAILED: 'login failed', TIMEOUT: 'timeout' }[r.error.code];
-    return `${what ? `${what}: ` : ''}${r.error.message} (${r.error.code})`;
+    return `${what ? `${what}: ` : ''}${said} (${r.error.code})`;
   }
   const parts = [...r.problems];
   if (r.messages !== null) parts.push(`${r.messages} message${r.messages === 1 ? '' : 's'} (${r.size} B)`);
@@ -346,8 +343,9 @@ function serverinfoText(si) {
   }
   if (si.capabilities.beforeStls !== null) lines.push(`Capabilities before STLS: ${list(si.capabilities.beforeStls)}`);
   lines.push(`Capabilities before login: ${list(si.capabilities.beforeLogin)}`);
-  lines.push(`Capabilities after login: ${list(si.capabilities.afterLogin)}`);
+  lines.push(`Capabilities after login: ${si.capabilities.afterLogin === null ? '(not logged in)' : list(si.capabilities.afterLogin)}`);
   lines.push(`Login mechanisms: ${si.mechanisms.join(' ') || '(none)'}`);
+  lines.push(`APOP: ${si.apop ? 'usable (the greeting has a valid timestamp)' : 'not usable (no valid timestamp in the greeting)'}`);
   if (si.implementation) lines.push(`Implementation: ${si.implementation}`);
   if (si.loginDelay !== null) lines.push(`Login delay: ${si.loginDelay} s`);
   if (si.expire !== null) lines.push(`Expire: ${si.expire}`);
@@ -448,6 +446,8 @@ export async function main(argv, { stdout = process.stdout, stderr = process.std
     if (o.json) stdout.write(`${JSON.stringify(json(r, o))}\n`);
     else {
       stdout.write(`${statusLine(r, o)}\n`);
+      // Long output (Nagios' lines after the first): what the code means.
+      if (r.error?.explanation) stdout.write(`${r.error.explanation}\n`);
       if (r.serverinfo) stdout.write(`${serverinfoText(r.serverinfo)}\n`);
     }
     return r.status;

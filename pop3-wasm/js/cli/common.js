@@ -107,14 +107,21 @@ export function askHidden(prompt, { rl, input = process.stdin, output = process.
     const r = rl ?? readline.createInterface({ input, output, terminal: Boolean(input.isTTY), historySize: 0 });
     const out = r.output ?? output;
     const write = r._writeToOutput;
-    // Only the prompt is shown; the characters typed are not.
+    // Only the prompt is shown (question() writes it, once); the characters
+    // typed are not.
     r._writeToOutput = (s) => {
       if (s.startsWith(prompt)) out.write(prompt);
     };
+    // A terminal that readline does not drive (no terminal to draw on)
+    // would echo the password itself: switch its echo off meanwhile.
+    const tty = r.input ?? input;
+    const raw = !r.terminal && tty.isTTY && typeof tty.setRawMode === 'function' && !tty.isRaw;
+    if (raw) tty.setRawMode(true);
     let done = false;
     const finish = (err, answer) => {
       if (done) return;
       done = true;
+      if (raw) tty.setRawMode(false);
       r._writeToOutput = write;
       r.off('SIGINT', onInt);
       r.off('close', onClose);
@@ -128,7 +135,6 @@ export function askHidden(prompt, { rl, input = process.stdin, output = process.
     const onClose = () => finish(new UsageError('no password given (end of input)'));
     r.on('SIGINT', onInt);
     r.on('close', onClose);
-    if (!r.terminal) out.write(prompt);
     r.question(prompt, (answer) => finish(null, answer));
   });
 }
@@ -359,11 +365,8 @@ export async function open(t, { marks = {}, timeoutMs = 10_000, signal, onTransc
  */
 export async function login(c, t, { password: pw, token }) {
   if (token === undefined) return t.auth ? c.auth(t.auth, { username: t.user, password: pw }) : c.login(t.user, pw);
-  let mech = t.auth;
-  if (!mech) {
-    const caps = await c.capa().catch(() => null);
-    mech = caps?.sasl.includes('OAUTHBEARER') ? 'OAUTHBEARER' : 'XOAUTH2';
-  }
+  // What the server offers, as the client learnt it at connect (no CAPA again).
+  const mech = t.auth ?? (c.capabilities?.sasl.includes('OAUTHBEARER') ? 'OAUTHBEARER' : 'XOAUTH2');
   return c.auth(mech, { username: t.user, token });
 }
 

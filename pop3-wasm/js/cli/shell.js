@@ -5,6 +5,7 @@
 import readline from 'node:readline';
 import { Command, CommanderError, Option } from 'commander';
 import { UsageError, askHidden, login, open, parseDuration, parsePort, target } from './common.js';
+import { respCodeHint } from '../resp-codes.js';
 
 const HELP = `Type POP3 commands as you would in telnet: CAPA, USER alice, STAT, LIST, RETR 1, QUIT.
   PASS            (without an argument) asks for the password without echo
@@ -40,16 +41,23 @@ export function program() {
   return p;
 }
 
-/** Runs the console until .quit, Ctrl-D, QUIT or the server hanging up. */
-export async function shell(t, o, { input = process.stdin, output = process.stdout } = {}) {
+/**
+ * Runs the console until .quit, Ctrl-D, QUIT or the server hanging up.
+ * The dialogue goes to `output`; the prompt, line editing and password
+ * prompts to `ui`: `output` when it is a terminal, else standard error when
+ * that is one (`pop3 shell … | tee log` still edits lines and hides the
+ * password), else `output`.
+ */
+export async function shell(t, o, { input = process.stdin, output = process.stdout, ui } = {}) {
+  ui ??= output.isTTY ? output : process.stderr.isTTY ? process.stderr : output;
   // Output may arrive while the prompt is shown (the CAPA the client asks
   // after a login, say): it goes above the prompt, which is drawn again.
   let rl = null;
   let prompting = false;
   const say = (s) => {
     if (rl && prompting && rl.terminal) {
-      readline.clearLine(output, 0);
-      readline.cursorTo(output, 0);
+      readline.clearLine(ui, 0);
+      readline.cursorTo(ui, 0);
       output.write(`${s}\n`);
       rl.prompt(true);
     } else {
@@ -71,7 +79,7 @@ export async function shell(t, o, { input = process.stdin, output = process.stdo
   }
   say('* .help lists the shell commands; .quit or Ctrl-D leaves');
 
-  rl = readline.createInterface({ input, output, terminal: Boolean(input.isTTY && output.isTTY), historySize: 500 });
+  rl = readline.createInterface({ input, output: ui, terminal: Boolean(input.isTTY && ui.isTTY), historySize: 500 });
   rl.setPrompt('pop3> ');
   // Keep password lines out of the history (readline adds them first).
   rl.on('history', (h) => {
@@ -80,7 +88,7 @@ export async function shell(t, o, { input = process.stdin, output = process.stdo
   rl.on('SIGINT', () => {
     if (rl.listenerCount('SIGINT') > 1) return; // a password prompt handles it
     rl.write(null, { ctrl: true, name: 'u' }); // Ctrl-C clears the line
-    output.write('\n(.quit or Ctrl-D to leave)\n');
+    ui.write('\n(.quit or Ctrl-D to leave)\n');
     prompt();
   });
 
@@ -119,6 +127,9 @@ export async function shell(t, o, { input = process.stdin, output = process.stdo
     }
     const r = await c.raw(send);
     if (/^\s*QUIT\s*$/i.test(line) && r.ok) closed = true;
+    // -ERR is the server's answer, shown as is; a response code gets its meaning.
+    const hint = r.ok ? null : respCodeHint(r.respCode);
+    if (hint) say(`* ${hint.title} (${r.respCode.toUpperCase()}): ${hint.text}`);
   };
 
   const prompt = () => {
@@ -132,7 +143,11 @@ export async function shell(t, o, { input = process.stdin, output = process.stdo
       await handle(line);
     } catch (e) {
       if (e instanceof UsageError) say(`! ${e.message}`);
-      else say(`! ${e.code ?? 'ERROR'}: ${e.message}`);
+      else {
+        say(`! ${e.code ?? 'ERROR'}: ${e.message}`);
+        const hint = respCodeHint(e.respCode);
+        if (hint) say(`! ${hint.title} (${e.respCode.toUpperCase()}): ${hint.text}`);
+      }
     }
     if (!closed && c.state === 'CLOSED') {
       say('* the connection is closed');
@@ -141,7 +156,7 @@ export async function shell(t, o, { input = process.stdin, output = process.stdo
     if (closed) break;
     prompt();
   }
-  if (!closed) output.write('\n'); // Ctrl-D
+  if (!closed) ui.write('\n'); // Ctrl-D
   rl.close();
   await ended;
   c.close(); // no QUIT unless the user typed it
