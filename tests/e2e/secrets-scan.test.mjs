@@ -154,14 +154,23 @@ test('other log filters: span directives and the payload-logging crates named', 
 test('a session cut in the middle of a body: the error carries no body text', async () => {
   const c = await connect('implicit');
   await c.login('alice', dc.users.alice.password);
-  const stream = await c.retrStream(dc.users.alice.count);
+  const n = dc.users.alice.count; // the 5 MB message: not all there when close() comes
+  const stream = await c.retrStream(n);
   const reader = stream.getReader();
-  await reader.read();
+  let got = (await reader.read()).value.byteLength;
   c.close();
+  // The stream must fail: ending normally would report a cut body as whole.
   const e = await (async () => {
-    for (;;) if ((await reader.read()).done) return null;
-  })().then(() => null, (e) => e);
-  if (e) errors.push(e);
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) return null;
+      got += r.value.byteLength;
+    }
+  })().then(() => assert.fail(`the stream ended normally after ${got} of ${dc.expected('alice', n).length} octets`), (e) => e);
+  assert.ok(e instanceof Pop3Error, String(e?.stack ?? e));
+  assert.equal(e.code, 'CONNECTION_CLOSED', e.message);
+  assert.ok(got < dc.expected('alice', n).length);
+  errors.push(e);
   errors.push(await c.noop().then(() => assert.fail('open'), (e) => e));
 });
 
