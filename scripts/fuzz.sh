@@ -12,8 +12,9 @@
 # into a regression test (pop3-wasm/tests/regressions.rs) before fixing.
 #
 # cargo-fuzz needs nightly-only flags (-Zsanitizer=address); on a stable
-# toolchain RUSTC_BOOTSTRAP=1 unlocks them. cargo-fuzz is installed when
-# missing.
+# toolchain RUSTC_BOOTSTRAP=1 unlocks them. cargo-fuzz comes from
+# scripts/setup.sh, before the test run starts; this installs it only when
+# it is still missing (run on its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

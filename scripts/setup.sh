@@ -4,6 +4,7 @@
 #   scripts/setup.sh            all steps
 #   scripts/setup.sh rust       wasm32 target + wasm-bindgen-cli matching Cargo.lock, cargo-deny,
 #                               every crate in Cargo.lock (so `cargo deny --offline` can run)
+#   scripts/setup.sh fuzz       cargo-fuzz (the test run fuzzes every parser)
 #   scripts/setup.sh dovecot    Debian's Dovecot (POP3) for the end-to-end fixture
 #   scripts/setup.sh chromium   Debian's Chromium for the page tests
 #   scripts/setup.sh nginx      nginx (scale-out tests)
@@ -109,6 +110,17 @@ setup_cargo_deny() {
   # on two busy cores.
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
     cargo install --force --locked cargo-deny --version "=$CARGO_DENY_VERSION"
+}
+
+# cargo-fuzz, for scripts/fuzz.sh (part of the test run): installed here,
+# before anything runs, not half-way through the tests.
+setup_fuzz() {
+  command -v cargo >/dev/null 2>&1 || die "cargo not found"
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    say "installing cargo-fuzz; this takes a few minutes"
+    # --force: cargo may still list it as installed when only the binary is gone.
+    cargo install --force --locked cargo-fuzz
+  fi
 }
 
 # ---------------------------------------------------------------- apt
@@ -223,6 +235,7 @@ setup_npm() {
 main() {
   if [ "$#" -eq 0 ]; then
     setup_rust
+    setup_fuzz
     setup_apt "${DEFAULT_APT_PACKAGES[@]}" openssl
     setup_npm
     return 0
@@ -232,14 +245,15 @@ main() {
     step="$1"; shift
     case "$step" in
       rust) setup_rust ;;
+      fuzz) setup_fuzz ;;
       dovecot) setup_dovecot ;;
       monitoring) setup_monitoring ;;
       chromium|nginx) setup_apt "$step" ;;
       apt) setup_apt "$@"; return 0 ;;
       npm) setup_npm ;;
       all) main ;;
-      -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 0 ;;
-      *) die "unknown step: $step (rust, dovecot, monitoring, chromium, nginx, apt PKG…, npm)" ;;
+      -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 0 ;;
+      *) die "unknown step: $step (rust, fuzz, dovecot, monitoring, chromium, nginx, apt PKG…, npm)" ;;
     esac
   done
 }

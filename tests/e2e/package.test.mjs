@@ -64,6 +64,14 @@ process.stdout.write(Buffer.from(body).toString('base64') + '\\n' + (Pop3Error.p
   }).split('\n');
   assert.ok(Buffer.from(b64, 'base64').equals(dc.expected('alice', 3)), 'RETR 3 through the installed package');
   assert.equal(isError, 'true');
+
+  // The commands work from the installed package (their shared modules included).
+  const check = execFileSync(
+    path.join(app, 'node_modules', '.bin', 'pop3-check'),
+    [`pop3s://${a.name}@127.0.0.1:${dc.ports.pop3s}`, '--ca-file', dc.caFile],
+    { cwd: app, encoding: 'utf8', env: { ...process.env, POP3_PASSWORD: a.password } },
+  );
+  assert.match(check, new RegExp(`^POP3 OK - ${a.count} messages `));
 });
 
 test('a page importing the package, bundled by Vite, lists the mailbox in Chromium through the bridge', async () => {
