@@ -978,7 +978,8 @@ fn ok_or_server_error(r: Response) -> Result<Response, Failure> {
     r.into_result(false).map_err(Failure::from)
 }
 
-/// A POP3 session through ws-bridge. Create one with `Pop3Client.connect`.
+/// A POP3 session through ws-bridge (or, in Node, the direct transport that
+/// speaks its wire format in-process). Create one with `Pop3Client.connect`.
 #[wasm_bindgen]
 pub struct Pop3Client {
     shared: Shared,
@@ -1445,7 +1446,7 @@ impl Pop3Client {
 
     /// The mechanisms `login()` would try now, strongest first: those the
     /// server offers, less the readable ones without TLS (unless
-    /// `allowInsecureAuth`).
+    /// `allowInsecureAuth`); none once logged in.
     #[wasm_bindgen(getter, js_name = loginMechanisms)]
     pub fn login_mechanisms(&self) -> JsValue {
         let inner = self.shared.borrow();
