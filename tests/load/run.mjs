@@ -7,7 +7,7 @@
 //
 // Prints the bridge's RSS and fd count every 10 s of the soak and a summary;
 // exits 1 on any failed session, a leaked fd, or RSS not back within
-// RSS_SLACK_KIB (8 MiB) of the idle figure after the burst and the soak.
+// RSS_SLACK_KIB (10 MiB) of the idle figure after the burst and the soak.
 import { parseArgs } from 'node:util';
 import { startLoadEnv, oneSession, concurrent, steady, settle, RSS_SLACK_KIB } from './harness.mjs';
 
