@@ -5,6 +5,9 @@
 //!   natively; no I/O, no clock.
 //! - [`tls`] (feature `tls`): the sans-IO TLS client engine (rustls) for
 //!   end-to-end TLS, the bridge relaying ciphertext only.
+//! - [`wire`]: the session wire format between the client and ws-bridge
+//!   (subprotocols, control messages, error and close codes), defined once
+//!   for both; its JSON codec behind the `serde` feature.
 //! - `wasm` (wasm32 only): the JS face — `Pop3Client`, the WebSocket
 //!   transport to `ws-bridge`, and the mapping of errors onto `Pop3Error`.
 
@@ -12,6 +15,7 @@ pub mod proto;
 pub mod summary;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
