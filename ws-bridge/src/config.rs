@@ -36,6 +36,8 @@ pub struct Settings {
     /// Certificate chain and key (PEM) to serve `wss://` with.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Refuse sessions that do not ask for end-to-end TLS (wire v2).
+    pub end_to_end_only: bool,
     /// Secrets for access tokens; with one, every session needs a token.
     pub token_secret_file: Option<PathBuf>,
     /// CIDRs whose `X-Forwarded-For` is believed.
@@ -72,6 +74,7 @@ impl Default for Settings {
             serve: None,
             tls_cert: None,
             tls_key: None,
+            end_to_end_only: false,
             token_secret_file: None,
             trusted_proxies: Vec::new(),
             dns_servers: Vec::new(),
@@ -241,6 +244,8 @@ pub struct Config {
     /// `Some` when serving `wss://`.
     pub server_tls: Option<Arc<rustls::ServerConfig>>,
     pub tokens: Option<TokenKeys>,
+    /// Only end-to-end sessions (the bridge never does TLS for a client).
+    pub end_to_end_only: bool,
     pub trusted_proxies: Vec<IpNet>,
     /// Origins allowed besides the bridge's own, normalised.
     pub origins: Vec<String>,
@@ -451,6 +456,7 @@ impl Config {
             tls: Arc::new(tls),
             server_tls,
             tokens,
+            end_to_end_only: settings.end_to_end_only,
             trusted_proxies,
             origins,
             any_origin,

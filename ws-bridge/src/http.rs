@@ -5,6 +5,7 @@
 //!  accept ─► caps ─► (TLS handshake, in the connection's task) ─► hyper (HTTP/1.1, upgrades; see conn)
 //!        ─► axum router ─► security headers on every response
 //!           ├ /pop3: X-Forwarded-For, Origin, subprotocol, admission ─► relay::run
+//!           ├ /bridge.json: the wire versions spoken and whether end-to-end TLS is required
 //!           ├ /healthz, /metrics (here, or only on metrics_listen; bearer token optional)
 //!           └ static files from --serve: no dotfiles, nothing outside the directory
 //! ```
@@ -51,7 +52,7 @@ use crate::{
     limits::{ConnectionLimiter, Limiter},
     metrics::{Metrics, Reject},
     relay,
-    wire::SUBPROTOCOL,
+    wire::{SUBPROTOCOL_V1, SUBPROTOCOL_V2, Version},
 };
 
 /// How long closed sessions get to say goodbye after the shutdown deadline.
@@ -271,7 +272,10 @@ pub fn router(config: Config) -> Router {
 }
 
 fn routes(state: Arc<AppState>, with_metrics: bool) -> Router {
-    let mut router = Router::new().route("/pop3", any(pop3)).route("/healthz", get(|| async { "ok" }));
+    let mut router = Router::new()
+        .route("/pop3", any(pop3))
+        .route("/bridge.json", get(bridge_json))
+        .route("/healthz", get(|| async { "ok" }));
     if with_metrics {
         router = router.route("/metrics", get(metrics));
     }
@@ -300,6 +304,26 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     }
     state.metrics.http_connections.store(state.connections.open_now() as i64, Ordering::Relaxed);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+        .into_response()
+}
+
+/// What a page needs to know before it opens a session: the wire format
+/// versions this bridge speaks and whether it relays end-to-end TLS only
+/// (the pages then turn "End-to-end TLS" on). No secret in it: any page
+/// may read it (CORS `*`), and caches may keep it for a minute.
+async fn bridge_json(State(state): State<Arc<AppState>>) -> Response {
+    let json = serde_json::json!({
+        "wire": [SUBPROTOCOL_V1, SUBPROTOCOL_V2],
+        "endToEndOnly": state.config.end_to_end_only,
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=60"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        json.to_string(),
+    )
         .into_response()
 }
 
@@ -406,10 +430,15 @@ async fn pop3(
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
+    // The newest version the client offers. A client that offers none
+    // (a plain WebSocket) is served by the `v` of its connect message.
     let offered_any = upgrade.requested_protocols().next().is_some();
-    let offered_ours = upgrade.requested_protocols().any(|p| p.as_bytes() == SUBPROTOCOL.as_bytes());
-    if offered_any && !offered_ours {
-        return (StatusCode::BAD_REQUEST, format!("WebSocket subprotocol {SUBPROTOCOL} required\n"))
+    let wire = Version::choose(upgrade.requested_protocols().map(HeaderValue::as_bytes));
+    if offered_any && wire.is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("WebSocket subprotocol {SUBPROTOCOL_V2} or {SUBPROTOCOL_V1} required\n"),
+        )
             .into_response();
     }
     let id = state.next_id.fetch_add(1, Ordering::Relaxed);
@@ -421,7 +450,7 @@ async fn pop3(
     }
     let max = state.config.limits.max_message_size;
     upgrade
-        .protocols([SUBPROTOCOL])
+        .protocols(wire.map(Version::subprotocol))
         .max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(CLIENT_READ_BUFFER)
@@ -442,6 +471,7 @@ async fn pop3(
                 close_now: state.close_now.clone(),
                 client,
                 id,
+                wire,
             };
             relay::run(socket, ctx).await;
         })

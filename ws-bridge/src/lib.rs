@@ -13,7 +13,7 @@
 //!
 //! * [`config`]: settings and the checked configuration.
 //! * [`policy`]: the allowlist and the address guard (SSRF defence).
-//! * [`wire`]: the session wire format v1 (control messages, error codes).
+//! * [`wire`]: the session wire format v1 and v2 (control messages, error codes), shared with the client.
 //! * [`upstream`]: TCP, TLS and the STLS exchange.
 //! * [`relay`]: one session, from connect to close.
 //! * [`http`]: routes, security headers, static files, [`serve`], graceful shutdown.
@@ -30,6 +30,7 @@ pub mod conn;
 pub mod demo;
 pub mod dns;
 pub mod forwarded;
+pub mod guard;
 pub mod http;
 pub mod limits;
 pub mod logging;
@@ -39,7 +40,10 @@ pub mod policy;
 pub mod relay;
 pub mod token;
 pub mod upstream;
-pub mod wire;
+
+/// The session wire format (control messages, error and close codes),
+/// defined once for the bridge and the client in the client crate.
+pub use pop3_wasm::wire;
 
 pub use config::{Config, ConfigError, Limits, Settings, Timeouts};
 pub use http::{router, serve, serve_with_metrics};

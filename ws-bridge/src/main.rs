@@ -13,7 +13,7 @@ use ws_bridge::{
     Config,
     options::ServeArgs,
     policy::Host,
-    token::{self, TokenKeys},
+    token::{self, Binding, TokenKeys},
     wire::TlsMode,
 };
 
@@ -52,6 +52,11 @@ struct TokenArgs {
     /// The session's TLS mode the token is for: implicit, starttls or none.
     #[arg(long, value_parser = parse_tls)]
     tls: TlsMode,
+    /// For end-to-end sessions (TLS in the client, the bridge relaying
+    /// TCP; wire v2 `endToEnd: true`). Such a token opens no bridge-side
+    /// session, and a token without it no end-to-end one.
+    #[arg(long)]
+    end_to_end: bool,
     /// How long the token is valid (e.g. 10m, 1h); at most token_max_ttl.
     #[arg(long, default_value = "1h", value_parser = ws_bridge::options::parse_duration)]
     ttl: Duration,
@@ -81,7 +86,7 @@ fn main() -> ExitCode {
 }
 
 fn parse_tls(s: &str) -> Result<TlsMode, String> {
-    token::parse_tls(s).ok_or_else(|| format!("{s:?}: expected implicit, starttls or none"))
+    TlsMode::parse(s).ok_or_else(|| format!("{s:?}: expected implicit, starttls or none"))
 }
 
 fn check_config(args: ServeArgs) -> ExitCode {
@@ -151,11 +156,16 @@ fn token(args: TokenArgs) -> ExitCode {
     if let Some(warning) = token::permission_warning(&secret_file) {
         eprintln!("ws-bridge token: warning: {warning}");
     }
+    if args.end_to_end && args.tls == TlsMode::None {
+        eprintln!("ws-bridge token: --end-to-end needs --tls implicit or starttls");
+        return ExitCode::from(2);
+    }
+    let binding = Binding { tls: args.tls, end_to_end: args.end_to_end };
     let Some(host) = Host::parse(&args.host) else {
         eprintln!("ws-bridge token: --host {:?} is not a host name or address", args.host);
         return ExitCode::from(2);
     };
-    println!("{}", keys.mint(&host, args.port, args.tls, SystemTime::now() + args.ttl));
+    println!("{}", keys.mint(&host, args.port, binding, SystemTime::now() + args.ttl));
     ExitCode::SUCCESS
 }
 

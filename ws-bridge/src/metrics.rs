@@ -36,10 +36,16 @@ pub enum Reject {
     MaxConnectionsPerIp,
     /// `X-Forwarded-For` from a trusted proxy that names no usable client (HTTP 400).
     ForwardedFor,
+    /// `end_to_end_only`: a session that asked the bridge for TLS (or none).
+    EndToEndRequired,
+    /// An end-to-end session ended by the guard: something other than
+    /// `CAPA`/`STLS` before the ClientHello, a ClientHello for another
+    /// host, or no TLS record after it.
+    PlaintextBeforeTls,
 }
 
 impl Reject {
-    const ALL: [Reject; 13] = [
+    const ALL: [Reject; 15] = [
         Reject::Origin,
         Reject::Policy,
         Reject::Token,
@@ -53,6 +59,8 @@ impl Reject {
         Reject::MaxConnections,
         Reject::MaxConnectionsPerIp,
         Reject::ForwardedFor,
+        Reject::EndToEndRequired,
+        Reject::PlaintextBeforeTls,
     ];
 
     pub fn label(self) -> &'static str {
@@ -70,6 +78,8 @@ impl Reject {
             Reject::MaxConnections => "max_connections",
             Reject::MaxConnectionsPerIp => "max_connections_per_ip",
             Reject::ForwardedFor => "forwarded_for",
+            Reject::EndToEndRequired => "end_to_end_required",
+            Reject::PlaintextBeforeTls => "plaintext_before_tls",
         }
     }
 }
@@ -111,6 +121,8 @@ impl Histogram {
 pub struct Metrics {
     pub sessions_active: AtomicI64,
     pub sessions_total: AtomicU64,
+    /// Sessions whose `connect` asked for end-to-end TLS.
+    pub sessions_end_to_end: AtomicU64,
     /// HTTP connections open (before any WebSocket upgrade).
     pub http_connections: AtomicI64,
     /// Client → server.
@@ -149,6 +161,12 @@ impl Metrics {
             "counter",
             "WebSocket sessions opened since start.",
             self.sessions_total.load(Ordering::Relaxed).to_string(),
+        );
+        one(
+            "ws_bridge_sessions_end_to_end_total",
+            "counter",
+            "Sessions that asked for end-to-end TLS (the bridge relaying ciphertext) since start.",
+            self.sessions_end_to_end.load(Ordering::Relaxed).to_string(),
         );
         let _ = writeln!(
             out,
@@ -195,6 +213,8 @@ mod tests {
         let text = m.render();
         assert!(text.contains("ws_bridge_sessions_total 2\n"), "{text}");
         assert!(text.contains("ws_bridge_rejects_total{reason=\"token\"} 1\n"), "{text}");
+        assert!(text.contains("ws_bridge_rejects_total{reason=\"plaintext_before_tls\"} 0\n"), "{text}");
+        assert!(text.contains("ws_bridge_sessions_end_to_end_total 0\n"), "{text}");
         assert!(text.contains("ws_bridge_upstream_connect_seconds_bucket{le=\"0.005\"} 1\n"), "{text}");
         assert!(text.contains("ws_bridge_upstream_connect_seconds_bucket{le=\"+Inf\"} 2\n"), "{text}");
         assert!(text.contains("ws_bridge_upstream_connect_seconds_count 2\n"), "{text}");

@@ -55,6 +55,19 @@ pub struct ServeArgs {
     /// The private key (PEM) for --tls-cert.
     #[arg(long, value_name = "PEM", env = "WS_BRIDGE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Relay end-to-end TLS only (wire v2 `endToEnd: true`): refuse
+    /// sessions that ask the bridge for TLS, or for none. Give it alone or
+    /// as --end-to-end-only=true|false [default: false].
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "WS_BRIDGE_END_TO_END_ONLY",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub end_to_end_only: Option<bool>,
     /// Require access tokens signed with the secret(s) in this file (one
     /// per line; the first signs, all verify).
     #[arg(long, value_name = "FILE", env = "WS_BRIDGE_TOKEN_SECRET_FILE")]
@@ -204,6 +217,7 @@ struct FileConfig {
     serve: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    end_to_end_only: Option<bool>,
     token_secret_file: Option<PathBuf>,
     #[serde(default)]
     trusted_proxy: Vec<String>,
@@ -357,6 +371,7 @@ impl ServeArgs {
             serve: self.serve.or(file.serve),
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
+            end_to_end_only: self.end_to_end_only.or(file.end_to_end_only).unwrap_or(false),
             token_secret_file: self.token_secret_file.or(file.token_secret_file),
             trusted_proxies: list(self.trusted_proxy, file.trusted_proxy),
             dns_servers: list(self.dns_server, file.dns_server),
@@ -429,6 +444,16 @@ impl Options {
         opt(&mut out, "serve", &s.serve);
         opt(&mut out, "tls_cert", &s.tls_cert);
         opt(&mut out, "tls_key", &s.tls_key);
+        let _ = writeln!(out, "end_to_end_only = {}", s.end_to_end_only);
+        let _ = writeln!(
+            out,
+            "# {}",
+            if s.end_to_end_only {
+                "end-to-end TLS only: sessions that ask the bridge for TLS (or none) are refused; passwords never pass through it readable"
+            } else {
+                "sessions choose: TLS in the bridge, or end to end (TLS in the client)"
+            }
+        );
         opt(&mut out, "token_secret_file", &s.token_secret_file);
         let _ = writeln!(
             out,
@@ -504,6 +529,7 @@ mod tests {
             token_max_ttl = "2h"
             max_bytes_per_ip_hour = 5000000
             keepalive_timeout = "3s"
+            end_to_end_only = true
             "#,
         );
         let args = ServeArgs {
@@ -525,11 +551,20 @@ mod tests {
         assert_eq!(o.settings.limits.max_bytes_per_ip_hour, 5_000_000);
         assert_eq!(o.settings.limits.max_sessions_per_dest, Limits::default().max_sessions_per_dest);
         assert_eq!(o.settings.timeouts.keepalive, Duration::from_secs(3));
+        assert!(o.settings.end_to_end_only);
         let described = o.describe();
         assert!(described.contains("max_bytes_per_ip_hour = 5000000"), "{described}");
         assert!(described.contains("# browsers: any origin"), "{described}");
         assert!(described.contains("max_sessions = 7"), "{described}");
         assert!(described.contains("idle_timeout = \"2m\""), "{described}");
+        assert!(described.contains("end_to_end_only = true\n# end-to-end TLS only"), "{described}");
+        // The flag (or the variable) wins over the file, either way.
+        let args = ServeArgs {
+            config: Some(temp_file("e.toml", "end_to_end_only = true\n")),
+            end_to_end_only: Some(false),
+            ..ServeArgs::default()
+        };
+        assert!(!args.resolve().unwrap().settings.end_to_end_only);
         // What describe() prints reads back as the same configuration.
         let again = ServeArgs { config: Some(temp_file("b.toml", &described)), ..ServeArgs::default() };
         assert_eq!(again.resolve().unwrap().describe(), described);

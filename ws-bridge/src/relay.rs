@@ -1,5 +1,8 @@
 //! One WebSocket session: the connect handshake, the byte relay in both
-//! directions, and the STLS upgrade in the middle of it.
+//! directions, and the STLS upgrade in the middle of it. An end-to-end
+//! session (wire v2, `endToEnd: true`) is one relay phase over plain TCP,
+//! the client's bytes passing the [`Guard`] on their way up; the bridge
+//! does no TLS in it.
 //!
 //! ```text
 //!  WebSocket rx ──BINARY──► write_all ──────────► upstream   (ws_to_upstream)
@@ -18,6 +21,7 @@
 //! client stopped answering pings, or the bridge is shutting down.
 
 use std::{
+    borrow::Cow,
     net::IpAddr,
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant, SystemTime},
@@ -41,12 +45,13 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
     config::{Config, Timeouts, UPSTREAM_CHUNK},
+    guard::{ExpectedSni, Guard},
     limits::{Admission, DestSlot, Refused},
     metrics::{Metrics, Reject},
     policy::{Host, Refusal},
-    token::TokenError,
+    token::{Binding, TokenError},
     upstream::{self, StlsReply, Upstream},
-    wire::{ClientMessage, ErrorCode, ServerMessage, TlsMode, VERSION},
+    wire::{self, ClientMessage, ErrorCode, ServerMessage, TlsMode, Version},
 };
 
 type WsTx = SplitSink<WebSocket, Message>;
@@ -71,13 +76,16 @@ impl Failure {
 
     /// The one answer to every policy or token denial.
     fn not_allowed() -> Self {
-        Failure::new(ErrorCode::BridgeRejected, "not allowed")
+        Failure::new(ErrorCode::BridgeRejected, wire::NOT_ALLOWED)
     }
 
     /// A message or frame over `max_message_size`: close 1009 (RFC 6455
     /// "message too big").
     fn too_big(max: usize) -> Self {
-        Failure { close: 1009, ..Failure::protocol(format!("WebSocket message larger than {max} bytes")) }
+        Failure {
+            close: wire::close::MESSAGE_TOO_BIG,
+            ..Failure::protocol(format!("WebSocket message larger than {max} bytes"))
+        }
     }
 
     fn protocol(message: impl Into<String>) -> Self {
@@ -87,7 +95,7 @@ impl Failure {
     /// A limit (on connections or bytes) reached during the session:
     /// `BRIDGE_REJECTED`, close 4429, as a refused session gets.
     fn limit(refused: Refused) -> Self {
-        Failure { close: 4429, ..Failure::new(ErrorCode::BridgeRejected, refused.message()) }
+        Failure { close: wire::close::LIMITED, ..Failure::new(ErrorCode::BridgeRejected, refused.message()) }
     }
 }
 
@@ -98,7 +106,7 @@ enum End {
     UpstreamClosed { error: bool },
     /// The client closed or went away.
     ClientClosed,
-    /// The bridge is shutting down (close 1001).
+    /// The bridge is shutting down (close 1001, [`wire::close::GOING_AWAY`]).
     Shutdown,
 }
 
@@ -114,6 +122,9 @@ pub struct Context<'a> {
     /// The client's address (after `X-Forwarded-For` from trusted proxies).
     pub client: IpAddr,
     pub id: u64,
+    /// The wire format version of the subprotocol agreed on, if the client
+    /// offered one.
+    pub wire: Option<Version>,
 }
 
 /// Byte counts and activity times of one session. Times are milliseconds
@@ -221,9 +232,9 @@ async fn watchdog(counters: &Counters<'_>, t: &Timeouts, mut close_now: watch::R
 /// `BRIDGE_REJECTED` with a message saying which, then close 4429.
 pub async fn refuse(socket: WebSocket, message: &str) {
     let (mut tx, mut rx) = socket.split();
-    let json = ServerMessage::Error { code: ErrorCode::BridgeRejected.as_str(), message }.to_json();
+    let json = ServerMessage::Error { code: ErrorCode::BridgeRejected, message }.to_json();
     if tx.send(Message::Text(json.into())).await.is_ok() {
-        close(&mut tx, &mut rx, 4429, "BRIDGE_REJECTED").await;
+        close(&mut tx, &mut rx, wire::close::LIMITED, ErrorCode::BridgeRejected.as_str()).await;
     }
 }
 
@@ -235,7 +246,8 @@ pub async fn run(socket: WebSocket, ctx: Context<'_>) {
         id = ctx.id,
         client = %ctx.client,
         dest = tracing::field::Empty,
-        tls = tracing::field::Empty
+        tls = tracing::field::Empty,
+        e2e = tracing::field::Empty
     );
     async move {
         let (mut tx, mut rx) = socket.split();
@@ -268,17 +280,20 @@ pub async fn run(socket: WebSocket, ctx: Context<'_>) {
                 "client closed".to_string()
             }
             Ok(End::Shutdown) => {
-                close(&mut tx, &mut rx, 1001, "bridge shutting down").await;
+                close(&mut tx, &mut rx, wire::close::GOING_AWAY, "bridge shutting down").await;
                 "bridge shutting down".to_string()
             }
             Ok(End::UpstreamClosed { error }) => {
-                let (code, why) = if error { (1011, "upstream error") } else { (1000, "upstream closed") };
+                let (code, why) = if error {
+                    (wire::close::UPSTREAM_ERROR, "upstream error")
+                } else {
+                    (wire::close::NORMAL, "upstream closed")
+                };
                 close(&mut tx, &mut rx, code, why).await;
                 why.to_string()
             }
             Err(failure) => {
-                let json =
-                    ServerMessage::Error { code: failure.code.as_str(), message: &failure.message }.to_json();
+                let json = ServerMessage::Error { code: failure.code, message: &failure.message }.to_json();
                 if tx.send(Message::Text(json.into())).await.is_ok() {
                     close(&mut tx, &mut rx, failure.close, failure.code.as_str()).await;
                 }
@@ -327,15 +342,26 @@ async fn session(
         Ok(_) => return Err(Failure::protocol("the first message must be connect")),
         Err(_) => return Err(Failure::protocol("malformed connect message")),
     };
-    if connect.v != VERSION {
-        return Err(Failure::protocol(format!("unsupported wire format version {}", connect.v)));
-    }
+    connect.check(ctx.wire).map_err(Failure::protocol)?;
+    let end_to_end = connect.end_to_end;
     // The host is the client's text: escaped and cut short for the log.
     let dest = format!("{}:{}", connect.host.chars().take(260).collect::<String>(), connect.port);
     let span = tracing::Span::current();
     span.record("dest", tracing::field::display(dest.escape_debug()));
     span.record("tls", tracing::field::display(connect.tls));
+    if end_to_end {
+        span.record("e2e", true);
+        ctx.metrics.sessions_end_to_end.fetch_add(1, Ordering::Relaxed);
+    }
     info!("session opened");
+
+    // An end-to-end-only bridge never does TLS for a client (nor relays
+    // plain POP3): said plainly, it is no secret (/bridge.json says it too).
+    if config.end_to_end_only && !end_to_end {
+        ctx.metrics.reject(Reject::EndToEndRequired);
+        info!("refused: end-to-end TLS only");
+        return Err(Failure::new(ErrorCode::BridgeRejected, wire::END_TO_END_REQUIRED));
+    }
 
     // 2. The token, when tokens are required: checked before anything
     // else, so that without one the bridge does not even resolve names.
@@ -344,7 +370,8 @@ async fn session(
             (None, _) => Err(TokenError::Missing),
             (Some(_), None) => Err(TokenError::WrongDestination),
             (Some(token), Some(host)) => {
-                keys.verify(token.expose(), &host, connect.port, connect.tls, SystemTime::now())
+                let binding = Binding { tls: connect.tls, end_to_end };
+                keys.verify(token.expose(), &host, connect.port, binding, SystemTime::now())
             }
         };
         if let Err(why) = verdict {
@@ -380,19 +407,32 @@ async fn session(
         debug!(upstream = %addr, "connected");
     }
 
-    // 4. Implicit TLS, then tell the client.
+    // 4. End to end: TCP only, the client's bytes checked on their way.
+    if end_to_end {
+        send_text(tx, &ServerMessage::Connected { tls: None, end_to_end: true }).await;
+        let sni = ExpectedSni::for_host(&host);
+        let mut guard =
+            if connect.tls == TlsMode::Implicit { Guard::implicit(sni) } else { Guard::starttls(sni) };
+        return match relay_phase(tx, rx, Upstream::Plain(tcp), counters, config, Some(&mut guard)).await {
+            Phase::Done(end) => Ok(end),
+            Phase::Failed(failure) => Err(failure),
+            Phase::Stls(_) => Err(Failure::protocol(wire::STLS_IN_END_TO_END)),
+        };
+    }
+
+    // 5. Implicit TLS, then tell the client.
     let mut upstream = if connect.tls == TlsMode::Implicit {
         let (stream, info) = handshake(ctx, &host, tcp).await?;
-        send_text(tx, &ServerMessage::Connected { tls: Some(&info) }).await;
+        send_text(tx, &ServerMessage::Connected { tls: Some(&info), end_to_end: false }).await;
         Upstream::Tls(Box::new(stream))
     } else {
-        send_text(tx, &ServerMessage::Connected { tls: None }).await;
+        send_text(tx, &ServerMessage::Connected { tls: None, end_to_end: false }).await;
         Upstream::Plain(tcp)
     };
 
-    // 5. Relay, with STLS in between phases.
+    // 6. Relay, with STLS in between phases.
     loop {
-        match relay_phase(tx, rx, upstream, counters, config).await {
+        match relay_phase(tx, rx, upstream, counters, config, None).await {
             Phase::Done(end) => return Ok(end),
             Phase::Failed(failure) => return Err(failure),
             Phase::Stls(Upstream::Tls(_)) => {
@@ -586,12 +626,16 @@ enum DownEnd {
     Failed(Failure),
 }
 
+/// Relays until the session ends or (bridge-side) the client asks for
+/// STLS. With a `guard` (end to end), the client's bytes go up only as
+/// far as it lets them, and `stls` is a protocol error.
 async fn relay_phase(
     tx: &mut WsTx,
     rx: &mut WsRx,
     upstream: Upstream,
     counters: &Counters<'_>,
     config: &Config,
+    mut guard: Option<&mut Guard>,
 ) -> Phase {
     let (mut rd, mut wr) = tokio::io::split(upstream);
     let pause = Notify::new();
@@ -665,13 +709,30 @@ async fn relay_phase(
                         if let Err(failure) = counters.pay(bytes.len()) {
                             return DownEnd::Failed(failure);
                         }
-                        if wr.write_all(&bytes).await.is_err() {
+                        let up = match guard.as_deref_mut() {
+                            None => Cow::Borrowed(&bytes[..]),
+                            Some(guard) => match guard.feed(&bytes) {
+                                Ok(up) => up,
+                                Err(refusal) => {
+                                    counters.metrics.reject(Reject::PlaintextBeforeTls);
+                                    info!(why = %refusal, "end-to-end session ended: not TLS");
+                                    return DownEnd::Failed(Failure::protocol(wire::PLAINTEXT_BEFORE_TLS));
+                                }
+                            },
+                        };
+                        if up.is_empty() {
+                            continue;
+                        }
+                        if wr.write_all(&up).await.is_err() {
                             return DownEnd::UpstreamGone;
                         }
-                        counters.add_up(bytes.len());
+                        counters.add_up(up.len());
                     }
                     Message::Text(text) => {
                         return match ClientMessage::parse(text.as_str()) {
+                            Ok(ClientMessage::Stls) if guard.is_some() => {
+                                DownEnd::Failed(Failure::protocol(wire::STLS_IN_END_TO_END))
+                            }
                             Ok(ClientMessage::Stls) => {
                                 pause.notify_one();
                                 DownEnd::Stls

@@ -1,18 +1,37 @@
 //! Access tokens: HMAC-SHA256 over an expiry and one destination: host,
-//! port and TLS mode.
+//! port, TLS mode and where TLS ends.
 //!
 //! ```text
 //! token   = base64url(payload) "." base64url(HMAC-SHA256(secret, base64url(payload)))
-//! payload = "2." EXPIRY "." PORT "." TLS "." HOST      e.g. 2.1767225600.995.implicit.pop.example.com
+//! payload = "2." EXPIRY "." PORT "." MODE "." HOST     e.g. 2.1767225600.995.implicit.pop.example.com
+//! MODE    = "implicit" | "starttls" | "none"           TLS in the bridge (or none)
+//!         | "e2e-implicit" | "e2e-starttls"            TLS in the client, the bridge relays TCP (wire v2)
 //! ```
 //!
-//! EXPIRY is Unix seconds; TLS is the session's `tls` (`implicit`,
-//! `starttls` or `none`), so a token made for TLS on 995 does not open a
+//! EXPIRY is Unix seconds; MODE is the session's `tls` and its `endToEnd`
+//! ([`Binding`]), so a token made for TLS on 995 does not open a
 //! plain-text session; HOST is canonical (lower-case name, or the IP
 //! address in its usual spelling, IPv6 in brackets), so `POP.Example.com`
 //! and `pop.example.com.` mint the same token. A token whose expiry lies
 //! further ahead than `token_max_ttl` is refused, whoever signed it.
 //! Tokens of format 1 (no TLS mode) are refused.
+//!
+//! Why an end-to-end session needs a token of its own (`e2e-…`) and a
+//! bridge-side one does not open it, nor the other way round: each mode
+//! lets the holder do something the other does not. Bridge-side, the
+//! bridge's rustls is the only TLS client the server meets and the bridge
+//! checks the server's certificate (with the operator's `ca_file`); end to
+//! end, the holder speaks TLS to the server directly (any ClientHello the
+//! guard lets through, to a server the holder may not reach otherwise) and
+//! nobody but the holder checks the certificate. The other way, a
+//! bridge-side STLS session may send `USER`/`PASS` in plain text before
+//! STLS, which an end-to-end one may not, and its password passes through
+//! the bridge readable: an operator who mints end-to-end tokens promises
+//! the token's users that it does not. So the TLS mode a token binds is
+//! the mode the client asked for (`implicit` or `starttls`) together with
+//! where TLS ends, and `ws-bridge token --tls MODE --end-to-end` mints the
+//! end-to-end kind. (An older bridge reads `e2e-…` as malformed: it could
+//! not relay end to end anyway.)
 //!
 //! Verification needs only the secret: any replica that has the file
 //! accepts any replica's tokens. The secret file may hold several secrets,
@@ -30,6 +49,53 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::{policy::Host, wire::TlsMode};
+
+/// What a token binds besides the destination: the session's TLS mode and
+/// whether TLS ends in the client (`endToEnd`). A [`TlsMode`] alone is
+/// the bridge-side binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    pub tls: TlsMode,
+    pub end_to_end: bool,
+}
+
+impl Binding {
+    /// TLS in the client, the bridge relaying TCP.
+    pub fn end_to_end(tls: TlsMode) -> Binding {
+        Binding { tls, end_to_end: true }
+    }
+
+    /// The MODE of a token's payload.
+    pub fn as_str(self) -> &'static str {
+        match (self.end_to_end, self.tls) {
+            (false, tls) => tls.as_str(),
+            (true, TlsMode::Implicit) => "e2e-implicit",
+            (true, TlsMode::Starttls) => "e2e-starttls",
+            // The wire format refuses endToEnd without TLS before any token is read.
+            (true, TlsMode::None) => "e2e-none",
+        }
+    }
+
+    /// Reads a payload's MODE (`e2e-none` is not one).
+    pub fn parse(s: &str) -> Option<Binding> {
+        match s.strip_prefix("e2e-") {
+            None => TlsMode::parse(s).map(Binding::from),
+            Some(tls) => TlsMode::parse(tls).filter(|t| *t != TlsMode::None).map(Binding::end_to_end),
+        }
+    }
+}
+
+impl From<TlsMode> for Binding {
+    fn from(tls: TlsMode) -> Binding {
+        Binding { tls, end_to_end: false }
+    }
+}
+
+impl fmt::Display for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -66,6 +132,9 @@ pub enum TokenError {
     WrongDestination,
     /// Made for another TLS mode than the session asks for.
     WrongTls,
+    /// Made for bridge-side TLS and the session is end to end, or the
+    /// other way round.
+    WrongEndToEnd,
     /// Expires further ahead than `token_max_ttl`.
     TooLong,
     /// Format 1 (bound to host and port only): mint a new one.
@@ -81,6 +150,9 @@ impl fmt::Display for TokenError {
             TokenError::Expired => "token expired",
             TokenError::WrongDestination => "token is for another destination",
             TokenError::WrongTls => "token is for another TLS mode",
+            TokenError::WrongEndToEnd => {
+                "token is for the other end of TLS (bridge-side vs end-to-end); mint one with or without --end-to-end"
+            }
             TokenError::TooLong => "token lives longer than token_max_ttl",
             TokenError::Outdated => "token of format 1 (without the TLS mode); mint a new one",
         })
@@ -128,24 +200,27 @@ impl TokenKeys {
         mac
     }
 
-    /// A token for `host:port` in TLS mode `tls`, valid until `expires`.
-    pub fn mint(&self, host: &Host, port: u16, tls: TlsMode, expires: SystemTime) -> String {
+    /// A token for `host:port` bound to `binding` (a [`TlsMode`] for
+    /// bridge-side TLS), valid until `expires`.
+    pub fn mint(&self, host: &Host, port: u16, binding: impl Into<Binding>, expires: SystemTime) -> String {
         let exp = expires.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
-        let payload = URL_SAFE_NO_PAD.encode(format!("2.{exp}.{port}.{tls}.{host}"));
+        let mode = binding.into();
+        let payload = URL_SAFE_NO_PAD.encode(format!("2.{exp}.{port}.{mode}.{host}"));
         let tag = Self::mac(&self.secrets[0], payload.as_bytes()).finalize().into_bytes();
         format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag))
     }
 
     /// Checks the signature (in constant time), then the expiry and the
-    /// lifetime, then that the token names this destination and TLS mode.
+    /// lifetime, then that the token names this destination and binding.
     pub fn verify(
         &self,
         token: &str,
         host: &Host,
         port: u16,
-        tls: TlsMode,
+        binding: impl Into<Binding>,
         now: SystemTime,
     ) -> Result<(), TokenError> {
+        let binding = binding.into();
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
@@ -178,25 +253,18 @@ impl TokenKeys {
             return Err(TokenError::TooLong);
         }
         let tok_port: u16 = tok_port.parse().map_err(|_| TokenError::Malformed)?;
-        let tok_tls = parse_tls(tok_tls).ok_or(TokenError::Malformed)?;
+        let tok_binding = Binding::parse(tok_tls).ok_or(TokenError::Malformed)?;
         let tok_host = Host::parse(tok_host).ok_or(TokenError::Malformed)?;
         if tok_port != port || &tok_host != host {
             return Err(TokenError::WrongDestination);
         }
-        if tok_tls != tls {
+        if tok_binding.end_to_end != binding.end_to_end {
+            return Err(TokenError::WrongEndToEnd);
+        }
+        if tok_binding.tls != binding.tls {
             return Err(TokenError::WrongTls);
         }
         Ok(())
-    }
-}
-
-/// `implicit`, `starttls` or `none`, as the wire format writes them.
-pub fn parse_tls(s: &str) -> Option<TlsMode> {
-    match s {
-        "implicit" => Some(TlsMode::Implicit),
-        "starttls" => Some(TlsMode::Starttls),
-        "none" => Some(TlsMode::None),
-        _ => None,
     }
 }
 
@@ -277,6 +345,35 @@ mod tests {
             k.verify(&signed(&k, &format!("2.{exp}.995.tls.pop.example.com")), &h, 995, I, now),
             Err(TokenError::Malformed)
         );
+    }
+
+    #[test]
+    fn an_end_to_end_token_opens_end_to_end_sessions_only() {
+        let k = keys("a");
+        let now = SystemTime::now();
+        let h = host("pop.example.com");
+        let later = now + Duration::from_secs(60);
+        let e2e = |tls| Binding::end_to_end(tls);
+        let t = k.mint(&h, 995, e2e(I), later);
+        let (payload, _) = t.split_once('.').unwrap();
+        let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert!(payload.ends_with(".995.e2e-implicit.pop.example.com"), "{payload}");
+        assert_eq!(k.verify(&t, &h, 995, e2e(I), now), Ok(()));
+        assert_eq!(k.verify(&t, &h, 995, I, now), Err(TokenError::WrongEndToEnd));
+        assert_eq!(k.verify(&t, &h, 995, e2e(TlsMode::Starttls), now), Err(TokenError::WrongTls));
+        // A bridge-side token does not open an end-to-end session.
+        let bridge_side = k.mint(&h, 995, I, later);
+        assert_eq!(k.verify(&bridge_side, &h, 995, e2e(I), now), Err(TokenError::WrongEndToEnd));
+        let t = k.mint(&h, 110, e2e(TlsMode::Starttls), later);
+        assert_eq!(k.verify(&t, &h, 110, e2e(TlsMode::Starttls), now), Ok(()));
+        assert_eq!(k.verify(&t, &h, 110, TlsMode::Starttls, now), Err(TokenError::WrongEndToEnd));
+        // "e2e-none" is no mode, even signed.
+        let exp = later.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let none = signed(&k, &format!("2.{exp}.110.e2e-none.pop.example.com"));
+        assert_eq!(k.verify(&none, &h, 110, e2e(TlsMode::None), now), Err(TokenError::Malformed));
+        for b in [I.into(), e2e(I), e2e(TlsMode::Starttls), TlsMode::None.into()] {
+            assert_eq!(Binding::parse(b.as_str()), Some(b));
+        }
     }
 
     #[test]
