@@ -120,6 +120,33 @@ fn check_config_prints_the_effective_settings_with_flags_over_env_over_file() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+#[test]
+fn end_to_end_only_from_the_flag_the_variable_or_the_file() {
+    let check = |args: &[&str], env: Option<&str>| {
+        let mut command = bin();
+        command.arg("check-config").args(args).env_remove("WS_BRIDGE_END_TO_END_ONLY");
+        if let Some(value) = env {
+            command.env("WS_BRIDGE_END_TO_END_ONLY", value);
+        }
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        stdout.lines().find(|l| l.starts_with("end_to_end_only = ")).unwrap().to_string()
+    };
+    let on = "end_to_end_only = true";
+    let off = "end_to_end_only = false";
+    let file = write_temp("e2e.toml", "end_to_end_only = true\n");
+    let file = file.to_str().unwrap();
+    assert_eq!(check(&[], None), off);
+    assert_eq!(check(&["--end-to-end-only"], None), on);
+    assert_eq!(check(&["--end-to-end-only=false"], Some("1")), off);
+    assert_eq!(check(&[], Some("true")), on);
+    assert_eq!(check(&["--config", file], None), on);
+    assert_eq!(check(&["--config", file], Some("false")), off);
+    let out = bin().args(["check-config", "--end-to-end-only=maybe"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
 /// Starts the binary with `args`; returns it and its port.
 fn spawn_bridge(args: &[&str]) -> (std::process::Child, u16) {
     let (child, line) = start_reading_first_line(bin().args(args));
@@ -183,31 +210,9 @@ async fn trace_logs_of_a_full_session_hold_no_password_token_or_content() {
             common::write(s.get_mut(), b"+OK bye\r\n").await;
         })
         .await;
-        let token = {
-            let out = bin()
-                .args(["token", "--host", "127.0.0.1", "--port", &upstream_port.to_string(), "--tls", "none"])
-                .args(["--ttl", "5m"])
-                .arg("--token-secret-file")
-                .arg(&secret)
-                .output()
-                .unwrap();
-            assert!(out.status.success());
-            String::from_utf8(out.stdout).unwrap().trim().to_string()
-        };
+        let token = mint_token(&secret, "127.0.0.1", upstream_port, &["--tls", "none", "--ttl", "5m"]);
         let allow = format!("127.0.0.1:{upstream_port}");
-        let secret_arg = secret.display().to_string();
-        let (child, port) = spawn_bridge(&[
-            "--listen",
-            "127.0.0.1:0",
-            "--allow",
-            &allow,
-            "--token-secret-file",
-            &secret_arg,
-            "--log-level",
-            filter,
-            "--log-format",
-            format,
-        ]);
+        let (child, port) = spawn_logging_bridge(&allow, &secret, filter, format, &[]);
         let bridge = common::Bridge::at(([127, 0, 0, 1], port).into());
         let mut ws = bridge.ws().await;
         common::send_json(
@@ -235,18 +240,115 @@ async fn trace_logs_of_a_full_session_hold_no_password_token_or_content() {
         // The logs are not empty: the session and its summary are there.
         assert!(logs.contains("session closed"), "{logs}");
         assert!(logs.contains("bytes_up") && logs.contains("127.0.0.1"), "{logs}");
-        assert!(
-            logs.contains("TRACE") || logs.contains("\"level\":\"TRACE\"") || logs.contains("DEBUG"),
-            "{logs}"
-        );
-        for secret in [PASSWORD, BODY, token.as_str(), "alice", "log-scan-secret"] {
-            assert!(!logs.contains(secret), "{format} logs under {filter:?} contain {secret:?}:\n{logs}");
-        }
+        assert_no_secrets(&logs, format, filter, &[&token]);
         if format == "json" {
             for line in logs.lines() {
                 serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
             }
         }
+    }
+}
+
+/// The same for end-to-end sessions (wire v2) at trace level: one logs in
+/// and reads a message over the client's own TLS through the bridge, one
+/// sends a plaintext PASS before its ClientHello and is cut. The logs say
+/// `e2e=true` and why the second ended, and hold neither password, the
+/// message, nor the token.
+#[tokio::test]
+async fn trace_logs_of_end_to_end_sessions_hold_no_password_token_or_content() {
+    use futures_util::SinkExt;
+    use tokio::io::BufReader as TokioBufReader;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let secret = write_temp("secret", "log-scan-secret-0123456789abcdef0123456789\n");
+    let pki = common::TestPki::new(&["localhost"], (2035, 6, 1));
+    for (format, filter) in [("text", "trace"), ("json", "trace"), ("text", "info,[session]=trace")] {
+        let (upstream_port, server) = common::tls_upstream(&pki, |mut s| async move {
+            common::write(s.get_mut(), b"+OK ready\r\n").await;
+            assert_eq!(common::read_line(&mut s).await, b"USER alice\r\n");
+            common::write(s.get_mut(), b"+OK\r\n").await;
+            assert_eq!(common::read_line(&mut s).await, format!("PASS {PASSWORD}\r\n").as_bytes());
+            common::write(s.get_mut(), format!("+OK\r\nSubject: {BODY}\r\n\r\n{BODY}\r\n.\r\n").as_bytes())
+                .await;
+            common::expect_quit_say_bye(&mut s).await;
+        })
+        .await;
+        // The second session's server: it must see nothing.
+        let (silent_port, recorded) = common::recording_upstream(b"").await;
+        let mint = |port| mint_token(&secret, "localhost", port, &["--tls", "implicit", "--end-to-end"]);
+        let (token, token2) = (mint(upstream_port), mint(silent_port));
+        let allow = format!("localhost:{upstream_port},{silent_port}");
+        let (child, port) = spawn_logging_bridge(&allow, &secret, filter, format, &["--end-to-end-only"]);
+        let bridge = common::Bridge::at(([127, 0, 0, 1], port).into());
+        let (ws, answer) = bridge.open_e2e("localhost", upstream_port, "implicit", Some(&token)).await;
+        assert_eq!(answer["endToEnd"], true, "{answer}");
+        let (stream, _pipe) = common::pipe(ws);
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = TokioBufReader::new(pki.connector().connect(name, stream).await.unwrap());
+        assert_eq!(common::read_line(&mut tls).await, b"+OK ready\r\n");
+        common::write(tls.get_mut(), b"USER alice\r\n").await;
+        assert_eq!(common::read_line(&mut tls).await, b"+OK\r\n");
+        common::write(tls.get_mut(), format!("PASS {PASSWORD}\r\n").as_bytes()).await;
+        assert_eq!(common::read_line(&mut tls).await, b"+OK\r\n");
+        for line in [format!("Subject: {BODY}\r\n"), "\r\n".into(), format!("{BODY}\r\n"), ".\r\n".into()] {
+            assert_eq!(common::read_line(&mut tls).await, line.as_bytes());
+        }
+        common::write(tls.get_mut(), b"QUIT\r\n").await;
+        assert_eq!(common::read_line(&mut tls).await, b"+OK bye\r\n");
+        server.await.unwrap();
+
+        // A plaintext password before the ClientHello: cut, never logged.
+        let (mut ws, _) = bridge.open_e2e("localhost", silent_port, "implicit", Some(&token2)).await;
+        ws.send(Message::binary(format!("PASS {PASSWORD}\r\n").into_bytes())).await.unwrap();
+        let message = common::expect_error(&mut ws, "PROTOCOL_ERROR", 4400).await;
+        assert_eq!(message, "plaintext not allowed before TLS");
+        assert_eq!(recorded.await.unwrap(), b"");
+
+        let logs = stop_bridge(child);
+        assert!(logs.contains("session closed") && logs.contains("e2e"), "{logs}");
+        assert!(logs.contains("a TLS handshake record"), "the reason is logged: {logs}");
+        assert_no_secrets(&logs, format, filter, &[&token, &token2]);
+    }
+}
+
+/// Mints a token with the binary (`args`: `--tls` and the rest).
+fn mint_token(secret: &std::path::Path, host: &str, port: u16, args: &[&str]) -> String {
+    let out = bin()
+        .args(["token", "--host", host, "--port", &port.to_string()])
+        .args(args)
+        .arg("--token-secret-file")
+        .arg(secret)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Starts the binary for a log scan: `allow`, tokens from `secret`
+/// required, logs under `filter` in `format`, and `extra` flags.
+fn spawn_logging_bridge(
+    allow: &str,
+    secret: &std::path::Path,
+    filter: &str,
+    format: &str,
+    extra: &[&str],
+) -> (std::process::Child, u16) {
+    let secret = secret.display().to_string();
+    let mut args = vec!["--listen", "127.0.0.1:0", "--allow", allow, "--token-secret-file", &secret];
+    args.extend(["--log-level", filter, "--log-format", format]);
+    args.extend(extra);
+    spawn_bridge(&args)
+}
+
+/// The logs show trace or debug lines and none of the session's secrets:
+/// the password, the message, the user name, the token secret, `tokens`.
+fn assert_no_secrets(logs: &str, format: &str, filter: &str, tokens: &[&str]) {
+    assert!(
+        logs.contains("TRACE") || logs.contains("\"level\":\"TRACE\"") || logs.contains("DEBUG"),
+        "{logs}"
+    );
+    for secret in [PASSWORD, BODY, "alice", "log-scan-secret"].iter().chain(tokens) {
+        assert!(!logs.contains(secret), "{format} logs under {filter:?} contain {secret:?}:\n{logs}");
     }
 }
 
@@ -279,6 +381,16 @@ fn token_binds_the_tls_mode_keeps_to_the_longest_lifetime_and_warns_about_an_ope
     let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
     let payload = String::from_utf8(payload).unwrap();
     assert!(payload.starts_with("2.") && payload.ends_with(".995.implicit.pop.example.com"), "{payload}");
+    // --end-to-end: a token for end-to-end sessions, which need TLS.
+    let out = mint(&["--tls", "starttls", "--end-to-end"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap();
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap());
+    let payload = String::from_utf8(payload.unwrap()).unwrap();
+    assert!(payload.ends_with(".995.e2e-starttls.pop.example.com"), "{payload}");
+    let out = mint(&["--tls", "none", "--end-to-end"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--end-to-end needs --tls implicit or starttls"));
     // Longer than token_max_ttl (24 h, or the configured one): refused.
     let out = mint(&["--tls", "none", "--ttl", "25h"]);
     assert_eq!(out.status.code(), Some(2));

@@ -18,9 +18,9 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::Value;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream},
     net::{TcpListener, TcpStream},
-    sync::oneshot,
+    sync::{mpsc, oneshot},
     task::JoinHandle,
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
@@ -101,6 +101,40 @@ impl Bridge {
         let (ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
         assert_eq!(response.headers().get("sec-websocket-protocol").unwrap(), "pop3-bridge.v1");
         ws
+    }
+
+    /// Opens a session as a v2 client does (offering `pop3-bridge.v2` and
+    /// `pop3-bridge.v1`) and checks that the bridge chose v2.
+    pub async fn ws_v2(&self) -> Ws {
+        let mut request = self.url().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("pop3-bridge.v2, pop3-bridge.v1"));
+        let (ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(response.headers().get("sec-websocket-protocol").unwrap(), "pop3-bridge.v2");
+        ws
+    }
+
+    /// Opens an end-to-end session (wire v2) to `host:port` and returns it
+    /// with the bridge's first answer.
+    pub async fn open_e2e(&self, host: &str, port: u16, tls: &str, token: Option<&str>) -> (Ws, Value) {
+        let mut ws = self.ws_v2().await;
+        let mut connect =
+            serde_json::json!({"type":"connect","v":2,"host":host,"port":port,"tls":tls,"endToEnd":true});
+        if let Some(token) = token {
+            connect["token"] = token.into();
+        }
+        send_json(&mut ws, connect).await;
+        let answer = next_json(&mut ws).await;
+        (ws, answer)
+    }
+
+    /// An end-to-end session that the bridge answered with `connected`,
+    /// as a byte stream and its [`Pipe`].
+    pub async fn e2e_pipe(&self, host: &str, port: u16, tls: &str) -> (DuplexStream, Pipe) {
+        let (ws, answer) = self.open_e2e(host, port, tls, None).await;
+        assert_eq!(answer, serde_json::json!({"type":"connected","tls":null,"endToEnd":true}));
+        pipe(ws)
     }
 
     /// Opens a session, sends `connect` for `host:port`, and returns it with the bridge's first answer.
@@ -196,6 +230,134 @@ pub async fn expect_error(ws: &mut Ws, code: &str, close_code: u16) -> String {
     let (got_close, _) = expect_close(ws).await;
     assert_eq!(got_close, close_code, "{msg}");
     msg["message"].as_str().unwrap().to_string()
+}
+
+/// What a [`Pipe`] saw besides the bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WsEvent {
+    /// A control message (TEXT frame).
+    Control(Value),
+    /// The bridge closed the session with this code.
+    Close(u16),
+}
+
+/// A WebSocket session made a byte stream ([`pipe`]): the rest of it.
+/// `inject` sends a frame of its own (plaintext in the middle of TLS, say).
+pub struct Pipe {
+    pub events: mpsc::UnboundedReceiver<WsEvent>,
+    pub inject: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+impl Pipe {
+    /// The next control message or close.
+    pub async fn next_event(&mut self) -> WsEvent {
+        tokio::time::timeout(STEP, self.events.recv()).await.expect("an event in time").expect("pipe open")
+    }
+
+    /// Expects `{"type":"error"}` with this code and message, then this close code.
+    pub async fn expect_error(&mut self, code: &str, message: &str, close: u16) {
+        let want = serde_json::json!({"type":"error","code":code,"message":message});
+        assert_eq!(self.next_event().await, WsEvent::Control(want));
+        assert_eq!(self.next_event().await, WsEvent::Close(close));
+    }
+}
+
+/// A WebSocket session as a byte stream, as the client's TLS sees it: what
+/// is written to the stream goes out as BINARY frames (one per write),
+/// BINARY frames come back as bytes.
+pub fn pipe(ws: Ws) -> (DuplexStream, Pipe) {
+    let (ours, stream) = tokio::io::duplex(256 * 1024);
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (inject, mut injected) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        let (mut sink, mut frames) = ws.split();
+        let (mut rd, mut wr) = tokio::io::split(ours);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                read = rd.read(&mut buf), if reading => match read {
+                    Ok(0) | Err(_) => reading = false,
+                    Ok(n) => {
+                        if sink.send(Message::binary(buf[..n].to_vec())).await.is_err() {
+                            reading = false;
+                        }
+                    }
+                },
+                Some(bytes) = injected.recv() => {
+                    let _ = sink.send(Message::binary(bytes)).await;
+                }
+                frame = frames.next() => match frame {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        let _ = wr.write_all(&bytes).await;
+                    }
+                    Some(Ok(Message::Text(text))) => {
+                        let _ = events_tx.send(WsEvent::Control(serde_json::from_str(text.as_str()).unwrap()));
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        let code = frame.map_or(1005, |f| u16::from(f.code));
+                        let _ = events_tx.send(WsEvent::Close(code));
+                        let _ = wr.shutdown().await;
+                        return;
+                    }
+                    Some(Ok(_)) => {}
+                    None | Some(Err(_)) => {
+                        let _ = wr.shutdown().await;
+                        return;
+                    }
+                },
+            }
+        }
+    });
+    (stream, Pipe { events, inject })
+}
+
+/// A one-connection TCP relay to `127.0.0.1:target` that records what the
+/// bridge sends through it; the handle yields the recording once both
+/// directions are done.
+pub async fn recording_relay(target: u16) -> (u16, JoinHandle<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = tokio::spawn(async move {
+        let (bridge, _) = listener.accept().await.unwrap();
+        let server = TcpStream::connect(("127.0.0.1", target)).await.unwrap();
+        let (mut from_bridge, mut to_bridge) = bridge.into_split();
+        let (mut from_server, mut to_server) = server.into_split();
+        let down = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut from_server, &mut to_bridge).await;
+            let _ = to_bridge.shutdown().await;
+        });
+        let mut recorded = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n) = from_bridge.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            recorded.extend_from_slice(&buf[..n]);
+            if to_server.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_server.shutdown().await;
+        let _ = down.await;
+        recorded
+    });
+    (port, handle)
+}
+
+/// A one-connection upstream that sends `greeting` and records everything
+/// it receives until the bridge closes the connection.
+pub async fn recording_upstream(greeting: &'static [u8]) -> (u16, JoinHandle<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        tcp.write_all(greeting).await.unwrap();
+        let mut recorded = Vec::new();
+        let _ = tokio::time::timeout(STEP, tcp.read_to_end(&mut recorded)).await.expect("the bridge closed");
+        recorded
+    });
+    (port, handle)
 }
 
 /// A listener that counts connections and never answers.
@@ -297,6 +459,7 @@ pub async fn write<W: AsyncWriteExt + Unpin>(w: &mut W, bytes: &[u8]) {
 /// A test CA and a server certificate it signed.
 pub struct TestPki {
     pub ca_pem: String,
+    pub ca_der: CertificateDer<'static>,
     pub ca_file: PathBuf,
     pub server_chain: Vec<CertificateDer<'static>>,
     server_key: Vec<u8>,
@@ -339,6 +502,7 @@ impl TestPki {
         ));
         std::fs::write(&ca_file, &ca_pem).unwrap();
         TestPki {
+            ca_der: ca_cert.der().clone(),
             ca_pem,
             ca_file,
             server_chain: vec![leaf.der().clone()],
@@ -346,6 +510,20 @@ impl TestPki {
             server_cert_pem: leaf.pem(),
             server_key_pem: key.serialize_pem(),
         }
+    }
+
+    /// A TLS client trusting only this CA (what the client's own TLS does
+    /// end to end).
+    pub fn connector(&self) -> tokio_rustls::TlsConnector {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone()).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
     }
 
     pub fn acceptor(&self) -> TlsAcceptor {
