@@ -88,4 +88,35 @@ for (const [pick, lines] of [
   [0, 'junk\n198.51.100.7,10.0.0.2'], [1, '[2001:db8::7]:4711, ::1'], [0, '198.51.100.7:5123'], [0, 'unknown'], [0, ''],
   [0, '10.9.9.9, 10.1.1.1'], [0, '::ffff:198.51.100.7'], [2, '198.51.100.7'], [0, '198.51.100.7,,10.0.0.2'],
 ]) write('bridge_forwarded_for', Buffer.concat([Buffer.from([pick]), Buffer.from(lines, 'latin1')]));
+// bridge_wire, v2: end-to-end connects, good and bad.
+for (const m of [
+  '{"type":"connect","v":2,"host":"pop.example.com","port":995,"tls":"implicit","endToEnd":true,"token":"s3cret"}',
+  '{"type":"connect","v":2,"host":"192.0.2.7","port":110,"tls":"starttls","endToEnd":true}',
+  '{"type":"connect","v":2,"host":"h","port":110,"tls":"none","endToEnd":true}',
+  '{"type":"connect","v":1,"host":"h","port":995,"tls":"implicit","endToEnd":true}',
+  '{"type":"connect","v":2,"host":"h\\u0000\\"x","port":995,"tls":"implicit","endToEnd":false}',
+]) write('bridge_wire', m);
+// bridge_e2e_guard: [flags (bit 0: STLS; bits 1-2: host pop.example.com, localhost, an IP), frame size, client bytes…].
+// The ClientHellos are openssl s_client's, captured once (ws-bridge/tests/data).
+const data = path.join(HERE, '..', 'ws-bridge', 'tests', 'data');
+const hello = fs.readFileSync(path.join(data, 'openssl-clienthello-sni.bin'));
+const helloNoSni = fs.readFileSync(path.join(data, 'openssl-clienthello-nosni.bin'));
+const record = (type, body) => Buffer.concat([Buffer.from([type, 3, 3, body.length >> 8, body.length & 255]), body]);
+const refragment = (records, size) => {
+  const parts = [];
+  for (let at = 0; at < records.length; at += 5 + records.readUInt16BE(at + 3)) parts.push(records.subarray(at + 5, at + 5 + records.readUInt16BE(at + 3)));
+  const handshake = Buffer.concat(parts);
+  const out = [];
+  for (let at = 0; at < handshake.length; at += size) out.push(record(22, handshake.subarray(at, at + size)));
+  return Buffer.concat(out);
+};
+const app = record(23, Buffer.alloc(40, 0xab));
+for (const [flags, size, bytes] of [
+  [0, 0, hello], [0, 1, Buffer.concat([hello, record(20, Buffer.from([1])), app])], [0, 7, refragment(hello, 50)],
+  [4, 0, helloNoSni], [0, 0, helloNoSni], [2, 9, hello], [4, 3, hello],
+  [1, 6, Buffer.concat([Buffer.from('CAPA\r\nstls\r\n'), hello, app])], [5, 1, Buffer.concat([Buffer.from('STLS\r\n'), helloNoSni])],
+  [0, 0, Buffer.from('USER bob\r\nPASS secret\r\n')], [1, 3, Buffer.from('CAPA\r\nAUTH PLAIN AGJvYgBzZWNyZXQ=\r\n')],
+  [1, 0, Buffer.from('STLS\r\nPASS secret\r\n')], [0, 0, Buffer.concat([hello, Buffer.from('QUIT\r\n')])],
+  [0, 0, Buffer.from([0x80, 0x2e, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10])],
+]) write('bridge_e2e_guard', Buffer.concat([Buffer.from([flags, size]), bytes]));
 console.log(`seeds written from ${dialogues.length} transcript dialogues`);
