@@ -67,7 +67,7 @@ const sasl = [
 ];
 for (const [sel, msg] of sasl) write('sasl_server_messages', Buffer.concat([Buffer.from([sel]), Buffer.from(msg, 'latin1')]));
 
-// bridge_wire: control messages as the README and wire.rs tests write them.
+// bridge_wire: control messages as the README and pop3-wasm/src/wire.rs's tests write them.
 for (const m of [
   '{"type":"connect","v":1,"host":"pop.example.com","port":995,"tls":"implicit","token":"s3cret"}',
   '{"type":"connect","v":1,"host":"h","port":110,"tls":"starttls"}',

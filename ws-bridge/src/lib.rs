@@ -9,6 +9,12 @@
 //!  TEXT  stls    ──────────────► STLS\r\n, +OK line forwarded, rest dropped,
 //!                ◄──── tls ───── TLS handshake, relay resumes over TLS
 //!  TEXT  error + close 44xx/45xx on any failure
+//!
+//!  end to end (wire v2, "endToEnd": true): no TLS in the bridge
+//!  TEXT  connect ──────────────► policy::check ─► upstream::connect_tcp ──►
+//!                ◄── connected ─ ("endToEnd": true)
+//!  BINARY bytes  ─► guard ──────► relay: CAPA/STLS, the client's ClientHello, its TLS records ──►
+//!                ◄──────────────  the server's bytes, unread ◄──────────────
 //! ```
 //!
 //! * [`config`]: settings and the checked configuration.
@@ -16,13 +22,14 @@
 //! * [`wire`]: the session wire format v1 and v2 (control messages, error codes), shared with the client.
 //! * [`upstream`]: TCP, TLS and the STLS exchange.
 //! * [`relay`]: one session, from connect to close.
+//! * [`guard`]: what an end-to-end session lets through before (and after) the client's TLS handshake.
 //! * [`http`]: routes, security headers, static files, [`serve`], graceful shutdown.
 //! * [`conn`]: accepting HTTP connections, their caps and deadlines.
 //! * [`forwarded`]: the client's address behind trusted proxies (`X-Forwarded-For`).
 //! * [`dns`]: the asynchronous resolver (hickory), with a deadline and a cap.
 //! * [`limits`]: sessions, connections, rates and bytes, per client and in total.
 //! * [`metrics`]: the counters behind `/metrics`.
-//! * [`token`]: HMAC access tokens bound to a destination.
+//! * [`token`]: HMAC access tokens bound to a destination and where TLS ends.
 //! * [`options`]: flags, environment and config file; [`logging`]: tracing set-up.
 
 pub mod config;

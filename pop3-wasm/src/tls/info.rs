@@ -2,7 +2,7 @@
 //! the certificates the server sent.
 //!
 //! `protocol`, `cipher` and `certificate` are the bridge's `TlsInfo`
-//! (ws-bridge/src/wire.rs) string for string: the same rustls names, the
+//! (`crate::wire::TlsInfo`) string for string: the same rustls names, the
 //! distinguished names as x509-parser prints them, the same RFC 3339
 //! dates. `chain` adds every certificate as the server sent it, for the
 //! checker's analysis.
