@@ -312,17 +312,21 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
 /// (the pages then turn "End-to-end TLS" on). No secret in it: any page
 /// may read it (CORS `*`), and caches may keep it for a minute.
 async fn bridge_json(State(state): State<Arc<AppState>>) -> Response {
-    let json = serde_json::json!({
-        "wire": [SUBPROTOCOL_V1, SUBPROTOCOL_V2],
-        "endToEndOnly": state.config.end_to_end_only,
-    });
+    #[derive(serde::Serialize)]
+    struct BridgeJson {
+        wire: [&'static str; 2],
+        #[serde(rename = "endToEndOnly")]
+        end_to_end_only: bool,
+    }
+    let json =
+        BridgeJson { wire: [SUBPROTOCOL_V1, SUBPROTOCOL_V2], end_to_end_only: state.config.end_to_end_only };
     (
         [
             (header::CONTENT_TYPE, "application/json"),
             (header::CACHE_CONTROL, "public, max-age=60"),
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
         ],
-        json.to_string(),
+        serde_json::to_string(&json).expect("serialises"),
     )
         .into_response()
 }

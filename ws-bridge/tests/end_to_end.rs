@@ -284,8 +284,8 @@ async fn wire_v2_rules_are_protocol_errors() {
 #[tokio::test]
 async fn the_newest_subprotocol_offered_is_chosen_and_bridge_json_says_what_the_bridge_speaks() {
     for (end_to_end_only, json) in [
-        (false, r#"{"endToEndOnly":false,"wire":["pop3-bridge.v1","pop3-bridge.v2"]}"#),
-        (true, r#"{"endToEndOnly":true,"wire":["pop3-bridge.v1","pop3-bridge.v2"]}"#),
+        (false, r#"{"wire":["pop3-bridge.v1","pop3-bridge.v2"],"endToEndOnly":false}"#),
+        (true, r#"{"wire":["pop3-bridge.v1","pop3-bridge.v2"],"endToEndOnly":true}"#),
     ] {
         let bridge = Bridge::start(Settings { end_to_end_only, ..Settings::default() }).await;
         for (offer, chosen) in [
