@@ -59,6 +59,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = Host::parse(text);
     let _ = parse_ipv4_loose(text);
-    let json = ServerMessage::Error { code: ErrorCode::ProtocolError, message: text }.to_json();
+    let error = ServerMessage::error(ErrorCode::ProtocolError, text);
+    let json = error.to_json();
     assert!(json.starts_with(r#"{"type":"error","code":"PROTOCOL_ERROR","message":""#));
+    assert_eq!(ServerMessage::parse(&json).unwrap(), error, "the client reads what the bridge writes");
+    let _ = ServerMessage::parse(text);
 });

@@ -80,6 +80,12 @@ impl Version {
     }
 }
 
+/// The `v` of a `connect` sent over the subprotocol the bridge selected
+/// (1 for anything but v2, such as a bridge that selected none).
+pub fn version_of(subprotocol: &str) -> u32 {
+    Version::from_subprotocol(subprotocol.as_bytes()).unwrap_or(Version::V1).number()
+}
+
 /// How the connection to the server is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(Deserialize, Serialize), serde(rename_all = "lowercase"))]
@@ -106,6 +112,11 @@ impl TlsMode {
 
     pub fn parse(s: &str) -> Option<TlsMode> {
         TlsMode::ALL.into_iter().find(|mode| mode.as_str() == s)
+    }
+
+    /// The standard port: 995 for implicit TLS, 110 otherwise.
+    pub fn default_port(self) -> u16 {
+        if self == TlsMode::Implicit { 995 } else { 110 }
     }
 }
 
@@ -201,8 +212,9 @@ impl Connect {
     }
 }
 
-/// The `stls` control message.
-pub const STLS_JSON: &str = r#"{"type":"stls"}"#;
+/// `{"type":"stls"}`: bridge-side TLS only (in an end-to-end session it
+/// is a `PROTOCOL_ERROR`).
+pub const STLS_MESSAGE: &str = r#"{"type":"stls"}"#;
 
 /// A control message from the client. Unknown fields are ignored so that
 /// later minor additions do not break older bridges; unknown types are
@@ -222,8 +234,8 @@ impl ClientMessage {
 }
 
 /// What the bridge tells the client about its TLS session with the server
-/// (bridge-side TLS only).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (bridge-side TLS; the client's own engine reports the same).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 pub struct TlsInfo {
     /// `TLSv1.3` or `TLSv1.2`.
@@ -234,7 +246,7 @@ pub struct TlsInfo {
 }
 
 /// The server's leaf certificate, as the client shows it to the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 pub struct CertificateInfo {
     /// Distinguished name, e.g. `CN=localhost`.
@@ -246,24 +258,32 @@ pub struct CertificateInfo {
 }
 
 /// A control message from the bridge.
-#[derive(Debug, Clone)]
-#[cfg_attr(feature = "serde", derive(Serialize), serde(tag = "type", rename_all = "lowercase"))]
-pub enum ServerMessage<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(tag = "type", rename_all = "lowercase"))]
+pub enum ServerMessage {
     /// The server is connected (and, bridge-side implicit TLS, the
     /// handshake done). `endToEnd` is written only when true: a v1 client
     /// gets exactly v1's message.
     Connected {
-        tls: Option<&'a TlsInfo>,
-        #[cfg_attr(feature = "serde", serde(rename = "endToEnd", skip_serializing_if = "is_false"))]
+        tls: Option<TlsInfo>,
+        #[cfg_attr(feature = "serde", serde(default, rename = "endToEnd", skip_serializing_if = "is_false"))]
         end_to_end: bool,
     },
     /// The STLS upgrade is done. `discarded`: bytes the server sent after
     /// its `+OK` and before the handshake, dropped unread (a client reports
     /// them as a deviation).
-    Tls { tls: &'a TlsInfo, discarded: usize },
+    Tls { tls: TlsInfo, discarded: usize },
     /// The session ends: a close with [`ErrorCode::close_code`] follows
     /// (or 4429 for limits, 1009 for a message too big: see [`close`]).
-    Error { code: ErrorCode, message: &'a str },
+    /// `code` is an [`ErrorCode`]'s name; a client reads one it does not
+    /// know (a newer bridge's) as `BRIDGE_REJECTED`.
+    Error { code: String, message: String },
+}
+
+impl ServerMessage {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
+        ServerMessage::Error { code: code.as_str().into(), message: message.into() }
+    }
 }
 
 #[cfg(feature = "serde")]
@@ -272,9 +292,13 @@ fn is_false(b: &bool) -> bool {
 }
 
 #[cfg(feature = "serde")]
-impl ServerMessage<'_> {
+impl ServerMessage {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("control messages always serialise")
+    }
+
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
     }
 }
 
@@ -291,7 +315,6 @@ pub mod kind {
 /// message). The client turns each into the `Pop3Error` code of the same
 /// name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(rename_all = "SCREAMING_SNAKE_CASE"))]
 pub enum ErrorCode {
     /// Policy, token or limits said no, or the bridge relays end to end
     /// only. Close 4403 (4429 for limits).
@@ -403,7 +426,7 @@ pub const STLS_IN_END_TO_END: &str = "stls is the client's own in an end-to-end 
 
 /// The client's own `UNSUPPORTED` failure when it needs end-to-end TLS and
 /// the bridge agreed on v1 only (an older bridge).
-pub const BRIDGE_V1_ONLY: &str = "this bridge does not relay end-to-end TLS (wire v1)";
+pub const V1_NO_END_TO_END: &str = "this bridge does not relay end-to-end TLS (wire v1)";
 
 /// Appends `s` as a JSON string (quotes, escapes, control characters as
 /// `\u00XX`).
@@ -442,6 +465,8 @@ mod tests {
         assert_eq!(pick(&[]), None);
         assert_eq!(Version::from_number(2).map(Version::subprotocol), Some("pop3-bridge.v2"));
         assert_eq!(Version::from_number(0), None);
+        assert_eq!(version_of("pop3-bridge.v2"), 2);
+        assert_eq!((version_of("pop3-bridge.v1"), version_of("")), (1, 1));
     }
 
     #[test]
@@ -519,7 +544,7 @@ mod tests {
             .unwrap();
             let ClientMessage::Connect(c) = m else { panic!("not connect") };
             assert!(c.end_to_end && c.tls == TlsMode::Starttls && c.token.is_none());
-            assert!(matches!(ClientMessage::parse(STLS_JSON), Ok(ClientMessage::Stls)));
+            assert!(matches!(ClientMessage::parse(STLS_MESSAGE), Ok(ClientMessage::Stls)));
         }
 
         #[test]
@@ -551,7 +576,7 @@ mod tests {
         }
 
         #[test]
-        fn serialises_server_messages() {
+        fn serialises_server_messages_and_reads_them_back() {
             let connected = |end_to_end| ServerMessage::Connected { tls: None, end_to_end }.to_json();
             assert_eq!(connected(false), r#"{"type":"connected","tls":null}"#);
             assert_eq!(connected(true), r#"{"type":"connected","tls":null,"endToEnd":true}"#);
@@ -564,24 +589,29 @@ mod tests {
                     not_after: "2027-11-27T15:00:00Z".into(),
                 },
             };
+            let tls = ServerMessage::Tls { tls: info.clone(), discarded: 14 };
+            assert_eq!(ServerMessage::parse(&tls.to_json()).unwrap(), tls);
             assert_eq!(
-                ServerMessage::Tls { tls: &info, discarded: 14 }.to_json(),
+                ServerMessage::parse(&connected(false)).unwrap(),
+                ServerMessage::Connected { tls: None, end_to_end: false }
+            );
+            assert_eq!(
+                tls.to_json(),
                 r#"{"type":"tls","tls":{"protocol":"TLSv1.3","cipher":"TLS13_AES_256_GCM_SHA384","certificate":{"subject":"CN=localhost","issuer":"CN=Test CA","notAfter":"2027-11-27T15:00:00Z"}},"discarded":14}"#
             );
             assert_eq!(
-                ServerMessage::Error { code: ErrorCode::ProtocolError, message: PLAINTEXT_BEFORE_TLS }
-                    .to_json(),
+                ServerMessage::error(ErrorCode::ProtocolError, PLAINTEXT_BEFORE_TLS).to_json(),
                 r#"{"type":"error","code":"PROTOCOL_ERROR","message":"plaintext not allowed before TLS"}"#
             );
             // The `type` names and codes the client compares against.
             for (json, kind) in [
                 (connected(false), kind::CONNECTED),
-                (ServerMessage::Tls { tls: &info, discarded: 0 }.to_json(), kind::TLS),
+                (ServerMessage::Tls { tls: info.clone(), discarded: 0 }.to_json(), kind::TLS),
             ] {
                 assert!(json.starts_with(&format!(r#"{{"type":"{kind}""#)), "{json}");
             }
             for code in ErrorCode::ALL {
-                let json = ServerMessage::Error { code, message: "m" }.to_json();
+                let json = ServerMessage::error(code, "m").to_json();
                 assert!(
                     json.starts_with(&format!(r#"{{"type":"{}","code":"{code}""#, kind::ERROR)),
                     "{json}"

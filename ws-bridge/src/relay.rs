@@ -232,7 +232,7 @@ async fn watchdog(counters: &Counters<'_>, t: &Timeouts, mut close_now: watch::R
 /// `BRIDGE_REJECTED` with a message saying which, then close 4429.
 pub async fn refuse(socket: WebSocket, message: &str) {
     let (mut tx, mut rx) = socket.split();
-    let json = ServerMessage::Error { code: ErrorCode::BridgeRejected, message }.to_json();
+    let json = ServerMessage::error(ErrorCode::BridgeRejected, message).to_json();
     if tx.send(Message::Text(json.into())).await.is_ok() {
         close(&mut tx, &mut rx, wire::close::LIMITED, ErrorCode::BridgeRejected.as_str()).await;
     }
@@ -293,7 +293,7 @@ pub async fn run(socket: WebSocket, ctx: Context<'_>) {
                 why.to_string()
             }
             Err(failure) => {
-                let json = ServerMessage::Error { code: failure.code, message: &failure.message }.to_json();
+                let json = ServerMessage::error(failure.code, failure.message.as_str()).to_json();
                 if tx.send(Message::Text(json.into())).await.is_ok() {
                     close(&mut tx, &mut rx, failure.close, failure.code.as_str()).await;
                 }
@@ -423,7 +423,7 @@ async fn session(
     // 5. Implicit TLS, then tell the client.
     let mut upstream = if connect.tls == TlsMode::Implicit {
         let (stream, info) = handshake(ctx, &host, tcp).await?;
-        send_text(tx, &ServerMessage::Connected { tls: Some(&info), end_to_end: false }).await;
+        send_text(tx, &ServerMessage::Connected { tls: Some(info), end_to_end: false }).await;
         Upstream::Tls(Box::new(stream))
     } else {
         send_text(tx, &ServerMessage::Connected { tls: None, end_to_end: false }).await;
@@ -517,7 +517,7 @@ fn too_big(e: &axum::Error) -> bool {
     matches!(inner, Some(tungstenite::Error::Capacity(_)))
 }
 
-async fn send_text(tx: &mut WsTx, msg: &ServerMessage<'_>) {
+async fn send_text(tx: &mut WsTx, msg: &ServerMessage) {
     // If the client is gone the next read notices; nothing to report to it.
     let _ = tx.send(Message::Text(msg.to_json().into())).await;
 }
@@ -590,7 +590,7 @@ async fn starttls(
         warn!(discarded, "discarded bytes the server sent after STLS +OK");
     }
     let (stream, info) = handshake(ctx, host, tcp).await?;
-    send_text(tx, &ServerMessage::Tls { tls: &info, discarded }).await;
+    send_text(tx, &ServerMessage::Tls { tls: info, discarded }).await;
     Ok(Upgraded::Tls(Upstream::Tls(Box::new(stream))))
 }
 
