@@ -303,6 +303,7 @@ async fn trace_logs_of_end_to_end_sessions_hold_no_password_token_or_content() {
         let message = common::expect_error(&mut ws, "PROTOCOL_ERROR", 4400).await;
         assert_eq!(message, "plaintext not allowed before TLS");
         assert_eq!(recorded.await.unwrap(), b"");
+        drop((ws, tls));
 
         let logs = stop_bridge(child);
         assert!(logs.contains("session closed") && logs.contains("e2e"), "{logs}");
