@@ -55,15 +55,10 @@ async function openE2e(host, port, mode) {
   });
   assert.equal(ws.protocol, 'pop3-bridge.v2');
   const control = [];
-  let stream;
-  const closed = new Promise((resolve) => ws.once('close', (code) => {
-    stream?.push(null);
-    resolve(code);
-  }));
-  const first = new Promise((resolve) => ws.once('message', (data, isBinary) => resolve(isBinary ? data : JSON.parse(data))));
-  ws.send(JSON.stringify({ type: 'connect', v: 2, host, port, tls: mode, endToEnd: true }));
-  assert.deepEqual(await first, { type: 'connected', tls: null, endToEnd: true });
-  stream = new Duplex({
+  // One listener from the start: the bridge's first BINARY frame (the
+  // greeting, for STLS) can come in the same read as `connected` and is
+  // emitted in the same tick, before an `await` would let a later listener on.
+  const stream = new Duplex({
     read() {},
     write(chunk, _enc, done) {
       if (ws.readyState !== WebSocket.OPEN) return done(new Error('the bridge closed the session'));
@@ -73,7 +68,23 @@ async function openE2e(host, port, mode) {
       done();
     },
   });
-  ws.on('message', (data, isBinary) => (isBinary ? stream.push(data) : control.push(JSON.parse(data))));
+  let connected;
+  const first = new Promise((resolve) => {
+    connected = resolve;
+  });
+  ws.on('message', (data, isBinary) => {
+    if (isBinary) stream.push(data);
+    else if (connected) {
+      connected(JSON.parse(data));
+      connected = null;
+    } else control.push(JSON.parse(data));
+  });
+  const closed = new Promise((resolve) => ws.once('close', (code) => {
+    stream.push(null);
+    resolve(code);
+  }));
+  ws.send(JSON.stringify({ type: 'connect', v: 2, host, port, tls: mode, endToEnd: true }));
+  assert.deepEqual(await first, { type: 'connected', tls: null, endToEnd: true });
   return { stream, control, closed, ws };
 }
 
