@@ -1,5 +1,10 @@
 //! pop3-wasm: a POP3 client for JavaScript, written in Rust.
 //!
+//! - [`driver`]: the sans-IO client driver over the core: the connect
+//!   sequence, login choice, summaries, deadlines and keepalive with the
+//!   time passed in, and where TLS ends. Every front end goes through it.
+//! - [`wire`]: ws-bridge's session wire format, for the bridge and the
+//!   client both.
 //! - [`proto`]: the sans-IO core (commands, responses, multi-line bodies,
 //!   capabilities, SASL, the session state machine). Builds and tests
 //!   natively; no I/O, no clock.
@@ -11,6 +16,7 @@
 //! - `wasm` (wasm32 only): the JS face — `Pop3Client`, the WebSocket
 //!   transport to `ws-bridge`, and the mapping of errors onto `Pop3Error`.
 
+pub mod driver;
 pub mod proto;
 pub mod summary;
 #[cfg(feature = "tls")]

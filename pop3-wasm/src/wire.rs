@@ -374,6 +374,89 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// Why a TCP connection to the server failed, in the words the bridge
+/// and the client's direct transport both use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectFailure {
+    Refused,
+    /// The name did not resolve.
+    NoSuchHost,
+    TimedOut,
+    /// Anything else, as the system said it.
+    Other(String),
+}
+
+impl fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectFailure::Refused => f.write_str("connection refused"),
+            ConnectFailure::NoSuchHost => f.write_str("host name did not resolve"),
+            ConnectFailure::TimedOut => f.write_str("connection timed out"),
+            ConnectFailure::Other(why) => write!(f, "connection failed: {why}"),
+        }
+    }
+}
+
+/// Why a TLS handshake failed, in one stable word (`Pop3Error.reason`)
+/// and a sentence: the same words whether TLS ends in the bridge, in the
+/// client's engine or in Node's TLS (the direct transport).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsReason {
+    Untrusted,
+    Expired,
+    NotYetValid,
+    WrongName,
+    BadCertificate,
+    Alert,
+    Protocol,
+    /// The connection ended during the handshake (or without close_notify).
+    Truncated,
+}
+
+impl TlsReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsReason::Untrusted => "untrusted",
+            TlsReason::Expired => "expired",
+            TlsReason::NotYetValid => "not-yet-valid",
+            TlsReason::WrongName => "wrong-name",
+            TlsReason::BadCertificate => "bad-certificate",
+            TlsReason::Alert => "alert",
+            TlsReason::Protocol => "protocol",
+            TlsReason::Truncated => "truncated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TlsReason> {
+        [
+            TlsReason::Untrusted,
+            TlsReason::Expired,
+            TlsReason::NotYetValid,
+            TlsReason::WrongName,
+            TlsReason::BadCertificate,
+            TlsReason::Alert,
+            TlsReason::Protocol,
+            TlsReason::Truncated,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+
+    /// The sentence when nothing more is known (the bridge's words).
+    pub fn sentence(self) -> &'static str {
+        match self {
+            TlsReason::Untrusted => "certificate not trusted (unknown issuer)",
+            TlsReason::Expired => "certificate expired",
+            TlsReason::NotYetValid => "certificate not yet valid",
+            TlsReason::WrongName => "certificate not valid for the host name",
+            TlsReason::BadCertificate => "invalid certificate",
+            TlsReason::Alert => "server sent a TLS alert",
+            TlsReason::Protocol => "TLS handshake failed",
+            TlsReason::Truncated => "server closed the connection during the TLS handshake",
+        }
+    }
+}
+
 /// The WebSocket close codes a bridge ends a session with.
 pub mod close {
     /// The server closed the connection (or the client did).

@@ -548,7 +548,7 @@ fn stls_answer_in_lower_case_upgrades_and_anything_else_fails_at_once() {
             e.to_string(),
             "TLS failed: the server's answer to STLS is neither +OK nor -ERR: \"HTTP/1.1 400 Bad Request\""
         );
-        assert_eq!(s.fatal().map(|e| e.code()), Some("TLS_FAILED"));
+        assert_eq!(s.fatal().map(|e| e.code().as_str()), Some("TLS_FAILED"));
     }
     // No line end within MAX_STLS_REPLY octets: the same, without waiting for more.
     let mut s = logged_out_session(lockstep());

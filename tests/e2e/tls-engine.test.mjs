@@ -173,7 +173,9 @@ test('the engine reports protocol, cipher and certificate as the bridge does for
   const br = await startBridgeFor(dc);
   try {
     const c = await Pop3Client.connect({ bridge: br.url, host: dc.host, port: dc.ports.pop3s, tls: 'implicit' });
-    const bridged = c.tls;
+    // c.tls adds where TLS ends (here: in the bridge) to the three fields.
+    const { endToEnd, ...bridged } = c.tls;
+    assert.equal(endToEnd, false);
     c.close();
     const engine = new TlsEngine(dc.host, dc.ca, Date.now());
     const socket = await connect(dc.ports.pop3s);

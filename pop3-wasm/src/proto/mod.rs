@@ -29,7 +29,7 @@ mod stls;
 pub use capability::{Capabilities, Expire};
 pub use command::{Command, MAX_COMMAND_OCTETS, MsgNum};
 pub use deviation::Deviation;
-pub use error::{Error, ServerReply};
+pub use error::{Error, ErrorCode, ServerReply};
 pub use login::{PREFERENCE, offered_mechanisms, readable, usable_mechanisms};
 pub use multiline::BodyDecoder;
 pub use response::{

@@ -43,15 +43,9 @@ pub struct TlsInfo {
     pub chain: Vec<CertificateDetails>,
 }
 
-/// The server's leaf certificate, as the bridge reports it today.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CertificateInfo {
-    /// Distinguished name as x509-parser prints it, e.g. `CN=localhost, O=Example`.
-    pub subject: String,
-    pub issuer: String,
-    /// RFC 3339, UTC: `2027-11-27T15:00:00Z`.
-    pub not_after: String,
-}
+/// The server's leaf certificate, in the bridge's three fields: the wire
+/// format's own type, so the two cannot differ.
+pub use crate::wire::CertificateInfo;
 
 /// One certificate of the chain the server sent.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -1,43 +1,43 @@
-//! `Pop3Client`: the promise-based API of the README ("Use it from
-//! JavaScript") over the sans-IO core.
+//! `Pop3Client`: the promise-based API of the README over the driver
+//! ([`crate::driver`]), thin in automerge-wasm's way: each method reads its
+//! JavaScript arguments, starts an operation in the driver, and converts
+//! what comes back. Every decision (which mechanism, when to re-ask CAPA,
+//! the deadlines, STLS, where TLS ends) is the driver's.
 //!
-//! One `Inner` per session, shared by the socket's event handlers and the
-//! pending calls. Every call enqueues commands in the core and waits on a
-//! oneshot that `dispatch` completes when the core reports the answer. JS
-//! callbacks (transcript, progress, stream controllers) are collected while
-//! `Inner` is borrowed and run after the borrow ends, so a callback may call
-//! back into the client.
+//! ```text
+//!   JS call ──► Request ──► Driver ──Transmit──► transport (WebSocket to ws-bridge, or Node's socket adapter)
+//!   Promise ◄── Output  ◄── Driver ◄──inputs──── transport events; one timer at driver.poll_timeout()
+//! ```
+//!
+//! `Inner` is shared by the transport's event handlers, the timer and the
+//! calls. JS callbacks (promises, transcript, progress, stream controllers)
+//! are collected while `Inner` is borrowed and run after the borrow ends,
+//! so a callback may call back into the client.
 //!
 //! Message bodies (RETR, TOP, `raw`) never sit whole in the wasm memory,
-//! which never shrinks once grown: the core hands each decoded piece over
-//! as it arrives, and it goes straight to JavaScript (a stream's queue, or
-//! the blocks a collected body is joined from once, at the end).
+//! which never shrinks once grown: the driver hands each decoded piece
+//! over as it arrives, and it goes straight to JavaScript (a stream's
+//! queue, or the blocks a collected body is joined from once, at the end).
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
-use futures_channel::oneshot;
-use futures_util::future::{Either, select};
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
-use super::failure::Failure;
-use super::js::{Interval, Socket, Timer, call_if_present, random_bytes, websocket_constructor};
-use crate::proto::{
-    Capabilities, Command, CommandId, CramMd5, Direction, Event, Expire, LineKind, Login, Mechanism,
-    OAuthBearer, Options, Plain, Response, Scram, ScramHash, Secret, Session, State, Status, XOAuth2,
-    apop_digest, parse_list, parse_list_entry, parse_stat, parse_uidl, parse_uidl_entry, readable,
+use super::failure::js_error;
+use super::js::{Socket, Timer, random_bytes, websocket_constructor};
+use super::transport::{Handlers, Transport};
+use crate::driver::{
+    Config, Deadlines, Driver, Event, Failure, Millis, OpId, Output, PhaseMark, RawBody, Request, Route,
+    Summary, TlsSummary, TransportFailure,
 };
-use crate::summary::summarize;
+use crate::proto::{Capabilities, Command, Direction, ErrorCode, Expire, Status};
+use crate::wire::{self, CertificateInfo, ConnectFailure, ServerMessage, TlsInfo, TlsMode, TlsReason, Token};
 
-/// The session wire format spoken with ws-bridge (see the README).
-const SUBPROTOCOL: &str = "pop3-bridge.v1";
-const DEFAULT_TIMEOUT_MS: f64 = 30_000.0;
 /// The largest `maxBodyBytes`: a wasm32 buffer holds at most `isize::MAX`.
 const MAX_BODY_LIMIT: u32 = 2_147_483_647;
-/// Bytes a `ReadableStream` may hold before the socket is paused.
+/// Bytes a `ReadableStream` may hold before the transport is paused.
 const STREAM_HIGH_WATER: f64 = 1024.0 * 1024.0;
 /// A collected body is gathered in JS blocks of this size (the first one
 /// smaller, for the many small messages): big enough that the allocator
@@ -46,335 +46,337 @@ const COLLECT_FIRST_BLOCK: u32 = 64 * 1024;
 const COLLECT_BLOCK: u32 = 1024 * 1024;
 
 type Shared = Rc<RefCell<Inner>>;
-type Reply = Result<Response, Failure>;
 
-/// A multi-line answer collected for the caller: the response, and its
-/// body joined in JavaScript (`None` after `-ERR`).
-struct Collected {
-    response: Response,
-    body: Option<Uint8Array>,
+/// How a finished operation's output becomes a JS value.
+enum Kind {
+    Connect,
+    /// Resolves with the converted output.
+    Value,
+    /// `retrMany`, `deleMany`: the ids, for the result objects.
+    RetrMany(Vec<u32>),
+    DeleMany(Vec<u32>),
+    /// `retrStream`/`topStream`: the stream to resolve with.
+    Stream(JsValue),
 }
 
-type Gathered = Result<Collected, Failure>;
-
-/// A small map keyed by command id. Ids are handed out in order and mostly
-/// answered in order, so a deque with a linear search is as fast as a hash
-/// map here, and much smaller in the wasm module.
-struct IdMap<T>(VecDeque<(CommandId, T)>);
-
-impl<T> IdMap<T> {
-    fn new() -> Self {
-        Self(VecDeque::new())
-    }
-
-    fn insert(&mut self, id: CommandId, value: T) {
-        self.0.push_back((id, value));
-    }
-
-    fn remove(&mut self, id: &CommandId) -> Option<T> {
-        let i = self.0.iter().position(|(k, _)| k == id)?;
-        self.0.remove(i).map(|(_, v)| v)
-    }
-
-    fn get_mut(&mut self, id: &CommandId) -> Option<&mut T> {
-        self.0.iter_mut().find(|(k, _)| k == id).map(|(_, v)| v)
-    }
-
-    fn values(&self) -> impl Iterator<Item = &T> {
-        self.0.iter().map(|(_, v)| v)
-    }
-
-    fn drain(&mut self) -> impl Iterator<Item = (CommandId, T)> + '_ {
-        self.0.drain(..)
-    }
+/// A call waiting for its operation.
+struct Pending {
+    op: OpId,
+    kind: Kind,
+    resolve: Function,
+    reject: Function,
+    /// `retr`'s `onProgress(received, total)`, or `summaries`/`retrMany`'s
+    /// `onProgress(done, total)`.
+    on_progress: Option<Function>,
+    /// The AbortSignal's reason, once it fired: the call rejects with it.
+    aborted: Option<JsValue>,
+    _abort: Option<AbortListener>,
 }
 
-/// Deadlines for each phase of a session, in ms.
-#[derive(Debug, Clone, Copy)]
-struct Deadlines {
-    connect: f64,
-    tls: f64,
-    greeting: f64,
-    command: f64,
+/// A body collected for the caller, in JS blocks (`filled`: octets used in
+/// the last one).
+struct Blocks {
+    op: OpId,
+    part: usize,
+    blocks: Array,
+    filled: u32,
+    len: usize,
+    /// The size the server announced, for `onProgress`.
+    total: JsValue,
 }
 
-/// Where the body of a streamed command goes.
-enum Sink {
-    /// A `ReadableStream` the caller reads.
-    Stream { controller: JsValue, cancelled: bool },
-    /// A body the caller gets whole (`retr`, `top`, `retrMany`, `raw`):
-    /// copied into JS blocks as it arrives (`filled`: octets used in the
-    /// last one), joined once the answer is complete. `total`: the size
-    /// the server announced, for `onProgress`.
-    Collect {
-        tx: Option<oneshot::Sender<Gathered>>,
-        blocks: Array,
-        filled: u32,
-        len: usize,
-        on_progress: Option<Function>,
-        total: JsValue,
-    },
+/// A streamed body's `ReadableStream` controller.
+struct StreamSink {
+    op: OpId,
+    controller: JsValue,
+    cancelled: bool,
 }
 
 /// JS calls to make once `Inner` is no longer borrowed.
 enum Action {
-    Transcript(Function, Object),
-    Enqueue(JsValue, Uint8Array),
-    CloseStream(JsValue),
-    ErrorStream(JsValue, JsValue),
-    Progress(Function, f64, JsValue),
+    Call(Function, Vec<JsValue>),
+    Method(JsValue, &'static str, Vec<JsValue>),
 }
 
 struct Inner {
-    session: Session,
-    socket: Option<Socket>,
-    waiters: IdMap<oneshot::Sender<Reply>>,
-    started: IdMap<oneshot::Sender<Result<String, Failure>>>,
-    sinks: IdMap<Sink>,
-    sent_at: IdMap<f64>,
-    on_open: Option<oneshot::Sender<Result<(), Failure>>>,
-    on_connected: Option<oneshot::Sender<Result<(), Failure>>>,
-    on_greeting: Option<oneshot::Sender<Result<(), Failure>>>,
-    on_tls: Option<oneshot::Sender<Result<Option<oneshot::Receiver<Reply>>, Failure>>>,
-    /// Sticky: once set, every call fails with it.
-    failure: Option<Failure>,
-    opened: bool,
-    paused: bool,
-    tls: JsValue,
+    driver: Driver,
+    transport: Option<Transport>,
+    pending: Vec<Pending>,
+    blocks: Vec<Blocks>,
+    streams: Vec<StreamSink>,
     transcript: Option<Function>,
-    deadlines: Deadlines,
-    bridge: String,
-    host: String,
-    port: u16,
-    last_activity: f64,
-    keepalive: Option<Interval>,
+    on_phase: Option<Function>,
+    timer: Option<(Millis, Timer)>,
+    paused: bool,
 }
 
 impl Inner {
-    fn close_socket(&mut self, reason: &str) {
-        self.keepalive = None;
-        if let Some(s) = self.socket.take() {
-            if self.paused {
-                call_if_present(&s, "resume");
-            }
-            let _ = s.close(1000, reason);
-        }
-    }
-
     fn set_paused(&mut self, pause: bool) {
         if self.paused != pause {
-            if let Some(s) = &self.socket {
-                call_if_present(s, if pause { "pause" } else { "resume" });
+            if let Some(t) = &self.transport {
+                t.set_paused(pause);
             }
             self.paused = pause;
         }
     }
 
-    /// Whether every streamed body can take more (a collected body always
-    /// can): otherwise the socket stays paused, where the runtime can.
-    fn any_stream_wants_data(&self) -> bool {
-        self.sinks.values().all(|s| match s {
-            Sink::Stream { controller, cancelled } => *cancelled || desired_size(controller) > 0.0,
-            Sink::Collect { .. } => true,
-        })
+    /// Whether every streamed body can take more: otherwise the transport
+    /// stays paused, where the runtime can.
+    fn streams_want_data(&self) -> bool {
+        self.streams.iter().all(|s| s.cancelled || desired_size(&s.controller) > 0.0)
     }
+
+    fn take_pending(&mut self, op: OpId) -> Option<Pending> {
+        let i = self.pending.iter().position(|p| p.op == op)?;
+        Some(self.pending.remove(i))
+    }
+
+    fn take_blocks(&mut self, op: OpId, part: usize) -> Option<Blocks> {
+        let i = self.blocks.iter().position(|b| b.op == op && b.part == part)?;
+        Some(self.blocks.remove(i))
+    }
+}
+
+fn now() -> Millis {
+    js_sys::Date::now()
 }
 
 fn desired_size(controller: &JsValue) -> f64 {
     Reflect::get(controller, &"desiredSize".into()).ok().and_then(|v| v.as_f64()).unwrap_or(1.0)
 }
 
-/// Ends the session with `failure`: every outstanding and later call gets
-/// it, and the WebSocket is closed. No QUIT is ever sent from here.
-fn fail(shared: &Shared, failure: Failure) {
-    {
-        let mut inner = shared.borrow_mut();
-        if inner.failure.is_some() {
-            return;
-        }
-        inner.failure = Some(failure.clone());
-        inner.close_socket("session ended");
-        inner.session.fail(crate::proto::Error::ConnectionClosed(failure.message.clone()));
-        for tx in
-            [inner.on_open.take(), inner.on_connected.take(), inner.on_greeting.take()].into_iter().flatten()
-        {
-            let _ = tx.send(Err(failure.clone()));
-        }
-        if let Some(tx) = inner.on_tls.take() {
-            let _ = tx.send(Err(failure.clone()));
-        }
-    }
-    dispatch(shared);
+thread_local! {
+    /// Sessions still connecting: nothing else holds them until the
+    /// `Pop3Client` exists (the transport's handlers hold them weakly).
+    static CONNECTING: RefCell<Vec<Shared>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Hands the core's events to whoever waits for them and sends what the
-/// core wants sent.
-fn dispatch(shared: &Shared) {
-    let actions = {
-        let mut guard = shared.borrow_mut();
-        let inner = &mut *guard;
+/// Feeds the driver one input, then carries out what it asks for.
+fn input(shared: &Shared, f: impl FnOnce(&mut Driver, Millis)) {
+    f(&mut shared.borrow_mut().driver, now());
+    pump(shared);
+}
+
+/// Carries out the driver's transmits and events, then sets the timer.
+fn pump(shared: &Shared) {
+    loop {
         let mut actions = Vec::new();
-        while let Some(ev) = inner.session.poll_event() {
-            match ev {
-                Event::GreetingReceived(_) => {
-                    if let Some(tx) = inner.on_greeting.take() {
-                        let _ = tx.send(Ok(()));
-                    }
+        let moved = {
+            let mut guard = shared.borrow_mut();
+            let inner = &mut *guard;
+            let mut moved = false;
+            while let Some(t) = inner.driver.poll_transmit() {
+                moved = true;
+                if let Some(transport) = &inner.transport {
+                    transport.transmit(t);
                 }
-                Event::CommandCompleted { id, result } => {
-                    let result = result.map_err(|e| inner.failure.clone().unwrap_or_else(|| e.into()));
-                    if let Some(tx) = inner.started.remove(&id) {
-                        let _ = tx.send(match &result {
-                            Ok(r) if r.is_ok() => Ok(r.text.clone()),
-                            Ok(r) => Err(r
-                                .clone()
-                                .into_result(false)
-                                .err()
-                                .map(Failure::from)
-                                .unwrap_or_else(|| Failure::new("SERVER_ERROR", "the server refused"))),
-                            Err(f) => Err(f.clone()),
-                        });
-                    }
-                    match inner.sinks.remove(&id) {
-                        Some(Sink::Collect { tx, blocks, filled, len, .. }) => {
-                            let gathered = result.map(|response| Collected {
-                                body: response.is_ok().then(|| join(&blocks, filled, len)),
-                                response,
-                            });
-                            if let Some(tx) = tx {
-                                let _ = tx.send(gathered);
-                            }
-                            continue;
-                        }
-                        Some(Sink::Stream { controller, cancelled }) => {
-                            if !cancelled {
-                                match &result {
-                                    Ok(r) if r.is_ok() => actions.push(Action::CloseStream(controller)),
-                                    Ok(_) => {}
-                                    Err(f) => actions.push(Action::ErrorStream(controller, f.clone().into())),
-                                }
-                            }
-                            let any_stream = inner.sinks.values().any(|s| matches!(s, Sink::Stream { .. }));
-                            if !any_stream {
-                                inner.set_paused(false);
-                            }
-                        }
-                        None => {}
-                    }
-                    if let Some(tx) = inner.waiters.remove(&id) {
-                        let _ = tx.send(result);
-                    }
+            }
+            while let Some(ev) = inner.driver.poll_event() {
+                moved = true;
+                event(shared, inner, ev, &mut actions);
+            }
+            moved
+        };
+        let enqueued = actions.iter().any(|a| matches!(a, Action::Method(_, "enqueue", _)));
+        for a in actions {
+            match a {
+                Action::Call(f, args) => {
+                    let _ = f.apply(&JsValue::NULL, &args.iter().collect::<Array>());
                 }
-                Event::BodyStarted { id, text } => {
-                    if let Some(Sink::Collect { total, .. }) = inner.sinks.get_mut(&id) {
-                        // "+OK 5242818 octets": the size, when the server says it.
-                        if let Some(n) = text.split_whitespace().next().and_then(|w| w.parse::<u64>().ok()) {
-                            *total = JsValue::from_f64(n as f64);
-                        }
-                    }
-                    if let Some(tx) = inner.started.remove(&id) {
-                        let _ = tx.send(Ok(text));
-                    }
-                }
-                Event::BodyChunkReceived { id, data } => match inner.sinks.get_mut(&id) {
-                    Some(Sink::Stream { controller, cancelled: false }) => {
-                        actions.push(Action::Enqueue(controller.clone(), Uint8Array::from(&data[..])));
-                    }
-                    Some(Sink::Collect { blocks, filled, len, on_progress, total, .. }) => {
-                        *len += data.len();
-                        // The bound the core puts on a body it collects itself:
-                        // an endless body must not grow the client forever.
-                        let max = inner.session.max_body();
-                        if *len > max {
-                            inner.session.fail(crate::proto::Error::body_too_long(max));
-                            continue;
-                        }
-                        append(blocks, filled, &data);
-                        if let Some(f) = on_progress {
-                            actions.push(Action::Progress(f.clone(), *len as f64, total.clone()));
-                        }
-                    }
-                    _ => {}
-                },
-                Event::LineTranscribed(l) => {
-                    let now = js_sys::Date::now();
-                    let latency = match (l.kind, l.id) {
-                        (LineKind::Command, Some(id)) => {
-                            inner.sent_at.insert(id, now);
-                            None
-                        }
-                        (LineKind::Status, Some(id)) => inner.sent_at.remove(&id).map(|t| now - t),
-                        _ => None,
-                    };
-                    if let Some(f) = &inner.transcript {
-                        let o = Object::new();
-                        let dir = if l.dir == Direction::C { "C" } else { "S" };
-                        let _ = Reflect::set(&o, &"dir".into(), &dir.into());
-                        let _ = Reflect::set(&o, &"line".into(), &l.line.into());
-                        if let Some(ms) = latency {
-                            let _ = Reflect::set(&o, &"latencyMs".into(), &ms.into());
-                        }
-                        actions.push(Action::Transcript(f.clone(), o));
-                    }
-                }
-                Event::StlsRequested => {
-                    if let Some(s) = &inner.socket {
-                        let _ = s.send_text(r#"{"type":"stls"}"#);
-                    }
-                }
-                Event::SessionFailed(e) => {
-                    let f = inner.failure.get_or_insert_with(|| e.into()).clone();
-                    inner.close_socket("session ended");
-                    for tx in [inner.on_connected.take(), inner.on_greeting.take()].into_iter().flatten() {
-                        let _ = tx.send(Err(f.clone()));
-                    }
-                    if let Some(tx) = inner.on_tls.take() {
-                        let _ = tx.send(Err(f.clone()));
-                    }
-                    for (_, tx) in inner.started.drain() {
-                        let _ = tx.send(Err(f.clone()));
-                    }
-                    for (_, sink) in inner.sinks.drain() {
-                        if let Sink::Stream { controller, cancelled: false } = sink {
-                            actions.push(Action::ErrorStream(controller, f.clone().into()));
-                        }
-                    }
-                }
-                Event::TlsUpgradeRequired | Event::CapabilitiesUpdated => {}
+                Action::Method(obj, name, args) => call_method(&obj, name, &args),
             }
         }
-        let out = inner.session.take_output();
-        if !out.is_empty()
-            && let Some(s) = &inner.socket
-        {
-            inner.last_activity = js_sys::Date::now();
-            let _ = s.send_bytes(&Uint8Array::from(&out[..]));
+        if enqueued {
+            // Backpressure: a full stream pauses the transport (the `ws`
+            // package and the socket adapter can; a browser WebSocket
+            // cannot, and keeps delivering).
+            let mut inner = shared.borrow_mut();
+            let want = inner.streams_want_data();
+            inner.set_paused(!want);
         }
-        actions
-    };
-    let mut enqueued = false;
-    for a in actions {
-        match a {
-            Action::Transcript(f, o) => {
-                let _ = f.call1(&JsValue::NULL, &o);
+        if !moved {
+            break;
+        }
+    }
+    schedule(shared);
+}
+
+/// One timer, at the driver's next deadline (or keepalive). A timer for
+/// the keepalive alone does not keep a Node process alive.
+fn schedule(shared: &Shared) {
+    let mut inner = shared.borrow_mut();
+    let at = inner.driver.poll_timeout();
+    if inner.timer.as_ref().map(|(t, _)| *t) == at {
+        return;
+    }
+    inner.timer = at.map(|at| {
+        let weak = Rc::downgrade(shared);
+        let timer = Timer::once((at - now()).max(0.0), move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.borrow_mut().timer = None;
+                input(&shared, |d, now| d.handle_timeout(now));
             }
-            Action::Enqueue(controller, chunk) => {
-                call_method(&controller, "enqueue", &[chunk.into()]);
-                enqueued = true;
+        });
+        if !inner.driver.waiting() {
+            timer.unref();
+        }
+        (at, timer)
+    });
+}
+
+/// One driver event: promises to settle, bodies to copy out, callbacks.
+fn event(shared: &Shared, inner: &mut Inner, ev: Event, actions: &mut Vec<Action>) {
+    match ev {
+        Event::Done { op, result } => {
+            let Some(p) = inner.take_pending(op) else { return };
+            if matches!(p.kind, Kind::Connect) {
+                // From now on the session is held by its Pop3Client (or dropped).
+                CONNECTING.with(|l| l.borrow_mut().retain(|s| !Rc::ptr_eq(s, shared)));
             }
-            Action::CloseStream(controller) => call_method(&controller, "close", &[]),
-            Action::ErrorStream(controller, e) => call_method(&controller, "error", &[e]),
-            Action::Progress(f, received, total) => {
-                let _ = f.call2(&JsValue::NULL, &received.into(), &total);
+            let value = match (result, &p.aborted) {
+                (_, Some(reason)) => Err(reason.clone()),
+                (Ok(out), None) => Ok(output(shared, inner, op, &p.kind, out)),
+                (Err(f), None) => Err(js_error(&f)),
+            };
+            if value.is_err() {
+                inner.blocks.retain(|b| b.op != op);
+                inner.streams.retain(|s| s.op != op);
+            }
+            match value {
+                Ok(v) => actions.push(Action::Call(p.resolve, vec![v])),
+                Err(e) => actions.push(Action::Call(p.reject, vec![e])),
+            }
+        }
+        Event::Transcript { dir, line, latency } => {
+            if let Some(f) = &inner.transcript {
+                let o = object(&[
+                    ("dir", if dir == Direction::C { "C" } else { "S" }.into()),
+                    ("line", line.into()),
+                ]);
+                if let Some(ms) = latency {
+                    let _ = Reflect::set(&o, &"latencyMs".into(), &ms.into());
+                }
+                actions.push(Action::Call(f.clone(), vec![o]));
+            }
+        }
+        Event::BodyStarted { op, part, size } => {
+            if inner.streams.iter().any(|s| s.op == op) {
+                return;
+            }
+            let total = size.map_or(JsValue::NULL, |n| JsValue::from_f64(n as f64));
+            inner.blocks.push(Blocks { op, part, blocks: Array::new(), filled: 0, len: 0, total });
+        }
+        Event::Body { op, part, data } => {
+            if let Some(s) = inner.streams.iter().find(|s| s.op == op) {
+                if !s.cancelled {
+                    let chunk = Uint8Array::from(&data[..]);
+                    actions.push(Action::Method(s.controller.clone(), "enqueue", vec![chunk.into()]));
+                }
+                return;
+            }
+            let Some(b) = inner.blocks.iter_mut().find(|b| b.op == op && b.part == part) else { return };
+            append(&b.blocks, &mut b.filled, &data);
+            b.len += data.len();
+            let (len, total) = (b.len, b.total.clone());
+            // retr's onProgress(received, total); retrMany reports per message.
+            if let Some(p) = inner.pending.iter().find(|p| p.op == op && matches!(p.kind, Kind::Value))
+                && let Some(f) = &p.on_progress
+            {
+                actions.push(Action::Call(f.clone(), vec![(len as f64).into(), total]));
+            }
+        }
+        Event::BodyEnded { op, result, .. } => {
+            if let Some(i) = inner.streams.iter().position(|s| s.op == op) {
+                let s = inner.streams.remove(i);
+                if !s.cancelled {
+                    match result {
+                        Ok(()) => actions.push(Action::Method(s.controller, "close", vec![])),
+                        Err(f) => actions.push(Action::Method(s.controller, "error", vec![js_error(&f)])),
+                    }
+                }
+                if inner.streams.is_empty() {
+                    inner.set_paused(false);
+                }
+            }
+        }
+        Event::Progress { op, done, total } => {
+            if let Some(f) = inner.pending.iter().find(|p| p.op == op).and_then(|p| p.on_progress.clone()) {
+                actions.push(Action::Call(f, vec![(done as f64).into(), (total as f64).into()]));
+            }
+        }
+        Event::PhaseEnded(mark) => {
+            if let Some(f) = &inner.on_phase {
+                actions.push(Action::Call(f.clone(), vec![phase_js(&mark)]));
             }
         }
     }
-    if enqueued {
-        // Backpressure: a full stream pauses the socket (the `ws` package
-        // can; a browser WebSocket cannot, and keeps delivering).
-        let mut inner = shared.borrow_mut();
-        let want = inner.any_stream_wants_data();
-        inner.set_paused(!want);
+}
+
+/// An operation's output as the JS value its call resolves to.
+fn output(shared: &Shared, inner: &mut Inner, op: OpId, kind: &Kind, out: Output) -> JsValue {
+    match (kind, out) {
+        (Kind::Connect, _) => JsValue::from(Pop3Client { shared: shared.clone() }),
+        (Kind::Stream(stream), _) => stream.clone(),
+        (Kind::RetrMany(ids), Output::RetrMany(results)) => ids
+            .iter()
+            .zip(results)
+            .enumerate()
+            .map(|(part, (id, r))| {
+                let body = inner.take_blocks(op, part);
+                let (body, error) = match r {
+                    Ok(()) => {
+                        (body.map_or_else(|| Uint8Array::new_with_length(0), joined).into(), JsValue::NULL)
+                    }
+                    Err(f) => (JsValue::NULL, js_error(&f)),
+                };
+                object(&[("id", (*id).into()), ("body", body), ("error", error)])
+            })
+            .collect::<Array>()
+            .into(),
+        (_, Output::Connected) => JsValue::UNDEFINED,
+        (_, Output::Text(t)) => t.into(),
+        (_, Output::Capabilities(c)) => capa_js(&c),
+        (_, Output::Stat { count, size }) => {
+            object(&[("count", (count as f64).into()), ("size", (size as f64).into())])
+        }
+        (_, Output::List(list)) => {
+            list.into_iter().map(|(id, size)| id_size(id, size)).collect::<Array>().into()
+        }
+        (_, Output::ListOne(id, size)) => id_size(id, size),
+        (_, Output::Uidl(list)) => {
+            list.into_iter().map(|(id, uid)| id_uid(id, &uid)).collect::<Array>().into()
+        }
+        (_, Output::UidlOne(id, uid)) => id_uid(id, &uid),
+        (_, Output::Collected) => {
+            inner.take_blocks(op, 0).map_or_else(|| Uint8Array::new_with_length(0), joined).into()
+        }
+        (_, Output::LoggedIn(m)) => m.into(),
+        (_, Output::Summaries(list)) => list.iter().map(summary_js).collect::<Array>().into(),
+        (Kind::DeleMany(ids), Output::DeleMany(results)) => ids
+            .iter()
+            .zip(results)
+            .map(|(id, r)| {
+                object(&[("id", (*id).into()), ("error", r.err().map_or(JsValue::NULL, |f| js_error(&f)))])
+            })
+            .collect::<Array>()
+            .into(),
+        (_, Output::Raw { response: r, body }) => {
+            let body = match body {
+                RawBody::None => JsValue::NULL,
+                RawBody::Inline => r.body.as_deref().map_or(JsValue::NULL, |b| Uint8Array::from(b).into()),
+                RawBody::Collected => {
+                    inner.take_blocks(op, 0).map_or_else(|| Uint8Array::new_with_length(0), joined).into()
+                }
+            };
+            object(&[
+                ("ok", r.is_ok().into()),
+                ("status", (if r.status == Status::Ok { "+OK" } else { "-ERR" }).into()),
+                ("respCode", opt_str(&r.resp_code)),
+                ("text", r.text.as_str().into()),
+                ("body", body),
+            ])
+        }
+        (_, Output::StreamOpen | Output::RetrMany(_) | Output::DeleMany(_)) => JsValue::UNDEFINED,
     }
 }
 
@@ -398,14 +400,14 @@ fn append(blocks: &Array, filled: &mut u32, mut data: &[u8]) {
     }
 }
 
-/// One `Uint8Array` of exactly `len` octets from a collected body's blocks.
-fn join(blocks: &Array, filled: u32, len: usize) -> Uint8Array {
-    let out = Uint8Array::new_with_length(len as u32);
-    let last = blocks.length().saturating_sub(1);
+/// One `Uint8Array` of exactly the body's octets.
+fn joined(b: Blocks) -> Uint8Array {
+    let out = Uint8Array::new_with_length(b.len as u32);
+    let last = b.blocks.length().saturating_sub(1);
     let mut at = 0;
-    for (i, block) in blocks.iter().enumerate() {
+    for (i, block) in b.blocks.iter().enumerate() {
         let block: Uint8Array = block.unchecked_into();
-        let used = if i as u32 == last { filled } else { block.length() };
+        let used = if i as u32 == last { b.filled } else { block.length() };
         out.set(&block.subarray(0, used), at);
         at += used;
     }
@@ -420,14 +422,7 @@ fn call_method(obj: &JsValue, name: &str, args: &[JsValue]) {
     }
 }
 
-/// A call's deadline and abort signal.
-#[derive(Clone)]
-struct Ctx {
-    timeout_ms: f64,
-    signal: JsValue,
-}
-
-/// Removes the abort listener when the wait ends.
+/// Removes the abort listener when the call ends.
 struct AbortListener {
     signal: JsValue,
     callback: Closure<dyn FnMut()>,
@@ -435,11 +430,11 @@ struct AbortListener {
 
 impl Drop for AbortListener {
     fn drop(&mut self) {
-        if let Ok(f) = Reflect::get(&self.signal, &"removeEventListener".into())
-            && let Some(f) = f.dyn_ref::<Function>()
-        {
-            let _ = f.call2(&self.signal, &"abort".into(), self.callback.as_ref());
-        }
+        call_method(
+            &self.signal,
+            "removeEventListener",
+            &[JsValue::from_str("abort"), self.callback.as_ref().clone()],
+        );
     }
 }
 
@@ -448,164 +443,95 @@ fn abort_reason(signal: &JsValue) -> JsValue {
     if reason.is_undefined() { js_sys::Error::new("The operation was aborted").into() } else { reason }
 }
 
-/// Waits for `rx`; on the deadline or an abort, drops the session (no
-/// QUIT) and rejects with `TIMEOUT` or the signal's reason.
-async fn wait<T>(
+/// The caller aborted `op`: the session is dropped (no QUIT) and the call
+/// rejects with the signal's reason.
+fn on_abort(shared: &Shared, op: OpId, signal: &JsValue) {
+    {
+        let mut inner = shared.borrow_mut();
+        let Some(p) = inner.pending.iter_mut().find(|p| p.op == op) else { return };
+        p.aborted = Some(abort_reason(signal));
+    }
+    input(shared, |d, now| d.abort(now, op));
+}
+
+/// Starts `request` and returns the promise of its result.
+fn call(shared: &Shared, request: Request, ctx: Ctx, kind: Kind, on_progress: Option<Function>) -> Promise {
+    call_then(shared, request, ctx, kind, on_progress, |_, _| {})
+}
+
+/// `call`, with `register` run once the operation has its id, before any
+/// of its events are handled.
+fn call_then(
     shared: &Shared,
-    rx: oneshot::Receiver<Result<T, Failure>>,
-    what: &str,
-    ctx: &Ctx,
-) -> Result<T, Failure> {
-    let ms = ctx.timeout_ms;
-    let (ttx, trx) = oneshot::channel::<Result<(), JsValue>>();
-    let ttx = Rc::new(RefCell::new(Some(ttx)));
-    let _timer = {
-        let ttx = ttx.clone();
-        Timer::once(ms, move || {
-            if let Some(tx) = ttx.borrow_mut().take() {
-                let _ = tx.send(Ok(()));
-            }
-        })
+    request: Request,
+    ctx: Ctx,
+    kind: Kind,
+    on_progress: Option<Function>,
+    register: impl FnOnce(&mut Inner, OpId),
+) -> Promise {
+    let mut settle = None;
+    let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+    let Some((resolve, reject)) = settle else { return promise };
+    let op = {
+        let mut inner = shared.borrow_mut();
+        let op = inner.driver.start(now(), request, ctx.timeout_ms);
+        register(&mut inner, op);
+        op
     };
-    let _listener = if ctx.signal.is_object() {
-        if Reflect::get(&ctx.signal, &"aborted".into()).map(|a| a.is_truthy()).unwrap_or(false) {
-            if let Some(tx) = ttx.borrow_mut().take() {
-                let _ = tx.send(Err(abort_reason(&ctx.signal)));
+    let abort = if ctx.signal.is_object() {
+        let weak = Rc::downgrade(shared);
+        let signal = ctx.signal.clone();
+        let callback = Closure::<dyn FnMut()>::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                on_abort(&shared, op, &signal);
             }
-            None
-        } else {
-            let signal = ctx.signal.clone();
-            let tx = ttx.clone();
-            let callback = Closure::<dyn FnMut()>::new(move || {
-                if let Some(tx) = tx.borrow_mut().take() {
-                    let _ = tx.send(Err(abort_reason(&signal)));
-                }
-            });
-            call_method(
-                &ctx.signal,
-                "addEventListener",
-                &[JsValue::from_str("abort"), callback.as_ref().clone()],
-            );
-            Some(AbortListener { signal: ctx.signal.clone(), callback })
-        }
+        });
+        call_method(
+            &ctx.signal,
+            "addEventListener",
+            &[JsValue::from_str("abort"), callback.as_ref().clone()],
+        );
+        Some(AbortListener { signal: ctx.signal.clone(), callback })
     } else {
         None
     };
-    match select(rx, trx).await {
-        Either::Left((Ok(v), _)) => v,
-        Either::Left((Err(_), _)) => Err(shared
-            .borrow()
-            .failure
-            .clone()
-            .unwrap_or_else(|| Failure::new("CONNECTION_CLOSED", "the session ended"))),
-        Either::Right((Ok(Ok(())), _)) | Either::Right((Err(_), _)) => {
-            let f = Failure::new(
-                "TIMEOUT",
-                format!("no answer to {what} within {} ms; the session was dropped", js_number(ms)),
-            );
-            fail(shared, f.clone());
-            Err(f)
-        }
-        Either::Right((Ok(Err(reason)), _)) => {
-            fail(
-                shared,
-                Failure::new("CONNECTION_CLOSED", format!("{what} was aborted; the session was dropped")),
-            );
-            let mut f = Failure::new("CONNECTION_CLOSED", "aborted");
-            f.abort_reason = Some(reason);
-            Err(f)
-        }
-    }
-}
-
-fn enqueue_with(
-    shared: &Shared,
-    cmd: Command,
-    sink: Option<Sink>,
-) -> Result<(CommandId, oneshot::Receiver<Reply>), Failure> {
-    let mut inner = shared.borrow_mut();
-    if let Some(f) = &inner.failure {
-        return Err(f.clone());
-    }
-    let id = match sink {
-        Some(sink) => {
-            let id = inner.session.enqueue_streaming(cmd)?;
-            inner.sinks.insert(id, sink);
-            id
-        }
-        None => inner.session.enqueue(cmd)?,
-    };
-    let (tx, rx) = oneshot::channel();
-    inner.waiters.insert(id, tx);
-    Ok((id, rx))
-}
-
-fn enqueue(shared: &Shared, cmd: Command) -> Result<oneshot::Receiver<Reply>, Failure> {
-    enqueue_with(shared, cmd, None).map(|(_, rx)| rx)
-}
-
-/// Sends one command and waits for its complete answer (`-ERR` included).
-async fn command(shared: &Shared, cmd: Command, ctx: &Ctx) -> Reply {
-    let what = cmd.verb();
-    let rx = enqueue(shared, cmd)?;
-    dispatch(shared);
-    wait(shared, rx, what, ctx).await
-}
-
-/// Queues a command whose multi-line body is collected in JavaScript (see
-/// `Sink::Collect`), up to the core's `max_body`.
-fn enqueue_collect(
-    shared: &Shared,
-    cmd: Command,
-    on_progress: Option<Function>,
-) -> Result<oneshot::Receiver<Gathered>, Failure> {
-    let mut inner = shared.borrow_mut();
-    if let Some(f) = &inner.failure {
-        return Err(f.clone());
-    }
-    let id = inner.session.enqueue_streaming(cmd)?;
-    let (tx, rx) = oneshot::channel();
-    let sink = Sink::Collect {
-        tx: Some(tx),
-        blocks: Array::new(),
-        filled: 0,
-        len: 0,
+    shared.borrow_mut().pending.push(Pending {
+        op,
+        kind,
+        resolve,
+        reject,
         on_progress,
-        total: JsValue::NULL,
-    };
-    inner.sinks.insert(id, sink);
-    Ok(rx)
-}
-
-/// Sends one command and waits for its answer, the body collected.
-async fn collect(shared: &Shared, cmd: Command, on_progress: Option<Function>, ctx: &Ctx) -> Gathered {
-    let what = cmd.verb();
-    let rx = enqueue_collect(shared, cmd, on_progress)?;
-    dispatch(shared);
-    wait(shared, rx, what, ctx).await
-}
-
-/// The body of a collected answer, or the server's `-ERR` as an error.
-fn collected_body(c: Collected) -> Result<Uint8Array, Failure> {
-    ok_or_server_error(c.response)?;
-    Ok(c.body.unwrap_or_else(|| Uint8Array::new_with_length(0)))
-}
-
-/// STLS: asks, and after `+OK` waits for the handshake and for the CAPA the
-/// core asks again under TLS, so the call ends with TLS up and the new
-/// capabilities known. `-ERR` comes back as the server's answer.
-async fn starttls(shared: &Shared, ctx: &Ctx, handshake: &Ctx) -> Reply {
-    let (tls_tx, tls_rx) = oneshot::channel();
-    shared.borrow_mut().on_tls = Some(tls_tx);
-    let r = command(shared, Command::Stls, ctx).await;
-    if !matches!(&r, Ok(r) if r.is_ok()) {
-        shared.borrow_mut().on_tls = None;
-        return r;
+        aborted: None,
+        _abort: abort,
+    });
+    if Reflect::get(&ctx.signal, &"aborted".into()).is_ok_and(|a| a.is_truthy()) {
+        on_abort(shared, op, &ctx.signal);
     }
-    if let Some(capa) = wait(shared, tls_rx, "the TLS handshake", handshake).await? {
-        wait(shared, capa, "CAPA", ctx).await?;
+    pump(shared);
+    promise
+}
+
+fn rejected(e: impl Into<JsValue>) -> Promise {
+    Promise::reject(&e.into())
+}
+
+/// A call's deadline and abort signal.
+struct Ctx {
+    timeout_ms: Option<Millis>,
+    signal: JsValue,
+}
+
+impl Ctx {
+    fn read(opts: &JsValue) -> Result<Ctx, Failure> {
+        Ok(Ctx { timeout_ms: opt_ms(opts, "timeoutMs")?, signal: opt_signal(opts)? })
     }
-    r
+}
+
+// ------------------------------------------------------- transport events
+
+fn on_open(shared: &Shared, _event: JsValue) {
+    let protocol = shared.borrow().transport.as_ref().map(Transport::protocol).unwrap_or_default();
+    input(shared, |d, now| d.opened(now, &protocol));
 }
 
 fn on_message(shared: &Shared, event: JsValue) {
@@ -613,125 +539,114 @@ fn on_message(shared: &Shared, event: JsValue) {
     if let Some(text) = data.as_string() {
         return on_control(shared, &text);
     }
-    let bytes = if data.is_instance_of::<js_sys::ArrayBuffer>() || data.is_instance_of::<Uint8Array>() {
-        Uint8Array::new(&data).to_vec()
+    if data.is_instance_of::<js_sys::ArrayBuffer>() || data.is_instance_of::<Uint8Array>() {
+        let bytes = Uint8Array::new(&data).to_vec();
+        input(shared, |d, now| d.data(now, &bytes));
     } else {
-        return fail(shared, Failure::new("PROTOCOL_ERROR", "the bridge sent a frame of an unknown kind"));
-    };
-    {
-        let mut inner = shared.borrow_mut();
-        inner.last_activity = js_sys::Date::now();
-        inner.session.feed(&bytes);
+        input(shared, |d, now| d.malformed_control(now, "a frame of an unknown kind"));
     }
-    dispatch(shared);
 }
 
-/// The bridge's control messages (JSON text frames).
+/// The bridge's control messages (JSON text frames), read with the
+/// runtime's JSON.parse into the wire format's types.
 fn on_control(shared: &Shared, text: &str) {
     let Ok(msg) = js_sys::JSON::parse(text) else {
-        return fail(shared, Failure::new("PROTOCOL_ERROR", "the bridge sent a malformed control message"));
+        return input(shared, |d, now| d.malformed_control(now, "a malformed control message"));
     };
-    let field = |k: &str| Reflect::get(&msg, &k.into()).unwrap_or(JsValue::UNDEFINED);
-    match field("type").as_string().as_deref() {
-        Some("connected") => {
-            let mut inner = shared.borrow_mut();
-            inner.tls = field("tls");
-            if let Some(tx) = inner.on_connected.take() {
-                let _ = tx.send(Ok(()));
-            }
-        }
-        Some("tls") => {
-            {
-                let mut inner = shared.borrow_mut();
-                inner.tls = field("tls");
-                if field("discarded").as_f64().is_some_and(|n| n > 0.0) {
-                    inner.session.record_deviation(crate::proto::Deviation::DataAfterStls);
-                }
-                let capa = inner.session.tls_established().map(|id| {
-                    let (tx, rx) = oneshot::channel();
-                    inner.waiters.insert(id, tx);
-                    rx
-                });
-                if let Some(tx) = inner.on_tls.take() {
-                    let _ = tx.send(Ok(capa));
-                }
-            }
-            dispatch(shared);
-        }
-        Some("error") => {
-            let code = match field("code").as_string().as_deref() {
-                Some("BRIDGE_REJECTED") => "BRIDGE_REJECTED",
-                Some("CONNECT_FAILED") => "CONNECT_FAILED",
-                Some("TLS_FAILED") => "TLS_FAILED",
-                Some("TIMEOUT") => "TIMEOUT",
-                Some("PROTOCOL_ERROR") => "PROTOCOL_ERROR",
-                _ => "BRIDGE_REJECTED",
-            };
-            let message = field("message").as_string().unwrap_or_else(|| "the bridge refused".into());
-            fail(shared, Failure::new(code, format!("bridge: {message}")));
-        }
+    let field = |k: &str| get(&msg, k);
+    let message = match field("type").as_string().as_deref() {
+        Some("connected") => ServerMessage::Connected {
+            tls: tls_info(&field("tls")),
+            end_to_end: field("endToEnd").as_bool() == Some(true),
+        },
+        Some("tls") => ServerMessage::Tls {
+            tls: tls_info(&field("tls")).unwrap_or_default(),
+            discarded: field("discarded").as_f64().unwrap_or(0.0) as usize,
+        },
+        Some("error") => ServerMessage::Error {
+            code: field("code").as_string().unwrap_or_default(),
+            message: field("message").as_string().unwrap_or_else(|| "the bridge refused".into()),
+        },
         // Unknown control messages are for newer clients; ignore them.
-        _ => {}
+        _ => return,
+    };
+    input(shared, |d, now| d.control(now, message));
+}
+
+/// The wire format's `tls` object.
+fn tls_info(v: &JsValue) -> Option<TlsInfo> {
+    if !v.is_object() {
+        return None;
     }
+    let s = |o: &JsValue, k: &str| get(o, k).as_string().unwrap_or_default();
+    let cert = get(v, "certificate");
+    Some(TlsInfo {
+        protocol: s(v, "protocol"),
+        cipher: s(v, "cipher"),
+        certificate: CertificateInfo {
+            subject: s(&cert, "subject"),
+            issuer: s(&cert, "issuer"),
+            not_after: s(&cert, "notAfter"),
+        },
+    })
 }
 
 fn on_close(shared: &Shared, event: JsValue) {
-    let (opened, bridge) = {
-        let inner = shared.borrow();
-        (inner.opened, inner.bridge.clone())
-    };
-    if !opened {
-        return fail(
-            shared,
-            Failure::new("BRIDGE_UNREACHABLE", format!("could not open a WebSocket to {bridge}")),
-        );
-    }
-    let code = Reflect::get(&event, &"code".into()).ok().and_then(|c| c.as_f64()).unwrap_or(0.0) as u16;
-    {
-        let mut inner = shared.borrow_mut();
-        inner.socket = None;
-        inner.session.connection_closed(&format!("the bridge closed the WebSocket (code {code})"));
-        if inner.failure.is_none()
-            && let Some(e) = inner.session.fatal().cloned()
-        {
-            inner.failure = Some(e.into());
-        }
-    }
-    dispatch(shared);
-    let f = shared.borrow().failure.clone();
-    fail(shared, f.unwrap_or_else(|| Failure::new("CONNECTION_CLOSED", "the connection is closed")));
+    let code = get(&event, "code").as_f64().map(|c| c as u16);
+    shared.borrow_mut().transport = None;
+    input(shared, |d, now| d.closed(now, code));
 }
 
 fn on_error(shared: &Shared, event: JsValue) {
-    let (opened, bridge) = {
-        let inner = shared.borrow();
-        (inner.opened, inner.bridge.clone())
-    };
-    if opened {
-        return; // a close event follows
-    }
     // The `ws` package says why the handshake failed; browsers do not.
-    let detail = Reflect::get(&event, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_default();
-    let failure = if detail.contains("Unexpected server response: 403") {
-        Failure::new("BRIDGE_REJECTED", format!("the bridge at {bridge} refused the WebSocket (HTTP 403)"))
+    let detail = get(&event, "message").as_string().unwrap_or_default();
+    let why = if detail.contains("Unexpected server response: 403") {
+        TransportFailure::Refused { status: 403 }
     } else {
-        let why = if detail.is_empty() { String::new() } else { format!(": {detail}") };
-        Failure::new("BRIDGE_UNREACHABLE", format!("could not open a WebSocket to {bridge}{why}"))
+        TransportFailure::Unreachable { detail }
     };
-    fail(shared, failure);
+    input(shared, |d, now| d.transport_failed(now, why));
 }
 
-fn on_open(shared: &Shared, _event: JsValue) {
-    let mut inner = shared.borrow_mut();
-    inner.opened = true;
-    if let Some(tx) = inner.on_open.take() {
-        let _ = tx.send(Ok(()));
-    }
+/// Bytes from the pipe (Uint8Array or ArrayBuffer).
+fn on_pipe_data(shared: &Shared, data: JsValue) {
+    let bytes = Uint8Array::new(&data).to_vec();
+    input(shared, |d, now| d.data(now, &bytes));
 }
 
-/// A socket event handler. It is handed to JS for good (`into_js_value`):
-/// the socket may fire events after the session is gone, and a dropped
-/// closure must never be called. It holds the session weakly.
+/// The pipe's own TLS is up: the wire format's `tls` shape.
+fn on_pipe_tls(shared: &Shared, info: JsValue) {
+    let info = tls_info(&info).unwrap_or_default();
+    input(shared, |d, now| d.transport_tls(now, info));
+}
+
+/// The pipe failed: `{ kind: 'connect', failure, message }` (failure:
+/// `refused`, `no-such-host`, `timed-out`, else the message), or
+/// `{ kind: 'tls', reason, message }` (`reason` as `Pop3Error.reason`).
+fn on_pipe_failed(shared: &Shared, e: JsValue) {
+    let message = get(&e, "message").as_string();
+    let why = match get(&e, "kind").as_string().as_deref() {
+        Some("tls") => TransportFailure::Tls {
+            reason: get(&e, "reason")
+                .as_string()
+                .and_then(|r| TlsReason::parse(&r))
+                .unwrap_or(TlsReason::Protocol),
+            detail: message,
+        },
+        _ => TransportFailure::Connect(match get(&e, "failure").as_string().as_deref() {
+            Some("refused") => ConnectFailure::Refused,
+            Some("no-such-host") => ConnectFailure::NoSuchHost,
+            Some("timed-out") => ConnectFailure::TimedOut,
+            _ => ConnectFailure::Other(message.unwrap_or_default()),
+        }),
+    };
+    input(shared, |d, now| d.transport_failed(now, why));
+}
+
+/// A transport event handler. It is handed to JS for good
+/// (`into_js_value`): the transport may fire events after the session is
+/// gone, and a dropped closure must never be called. It holds the session
+/// weakly.
 fn handler(weak: &Weak<RefCell<Inner>>, f: fn(&Shared, JsValue)) -> Function {
     let weak = weak.clone();
     Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
@@ -743,28 +658,28 @@ fn handler(weak: &Weak<RefCell<Inner>>, f: fn(&Shared, JsValue)) -> Function {
     .unchecked_into()
 }
 
+// ---------------------------------------------------------------- options
+
 fn get(o: &JsValue, k: &str) -> JsValue {
     if o.is_object() { Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED) } else { JsValue::UNDEFINED }
 }
 
+fn absent(v: &JsValue) -> bool {
+    v.is_undefined() || v.is_null()
+}
+
 fn opt_string(o: &JsValue, k: &str) -> Result<Option<String>, Failure> {
     let v = get(o, k);
-    if v.is_undefined() || v.is_null() {
+    if absent(&v) {
         return Ok(None);
     }
     v.as_string().map(Some).ok_or_else(|| Failure::invalid_argument(format!("`{k}` must be a string")))
 }
 
-/// A number as JavaScript writes it ("1500", "0.5"). Rust's own `f64`
-/// formatting would add about 11 KiB of code to the .wasm.
-fn js_number(n: f64) -> String {
-    js_sys::Number::from(n).to_string_with_radix(10).map(String::from).unwrap_or_default()
-}
-
-/// An integer option from 1 to `max`; `None` when left out (null or undefined).
+/// An integer option from 1 to `max`; `None` when left out.
 fn opt_count(o: &JsValue, k: &str, max: u32) -> Result<Option<usize>, Failure> {
     let v = get(o, k);
-    if v.is_undefined() || v.is_null() {
+    if absent(&v) {
         return Ok(None);
     }
     match v.as_f64() {
@@ -775,7 +690,7 @@ fn opt_count(o: &JsValue, k: &str, max: u32) -> Result<Option<usize>, Failure> {
 
 fn opt_ms(o: &JsValue, k: &str) -> Result<Option<f64>, Failure> {
     let v = get(o, k);
-    if v.is_undefined() || v.is_null() {
+    if absent(&v) {
         return Ok(None);
     }
     match v.as_f64() {
@@ -786,7 +701,7 @@ fn opt_ms(o: &JsValue, k: &str) -> Result<Option<f64>, Failure> {
 
 fn opt_function(o: &JsValue, k: &str) -> Result<Option<Function>, Failure> {
     match get(o, k) {
-        v if v.is_undefined() || v.is_null() => Ok(None),
+        v if absent(&v) => Ok(None),
         v => v
             .dyn_into::<Function>()
             .map(Some)
@@ -796,7 +711,7 @@ fn opt_function(o: &JsValue, k: &str) -> Result<Option<Function>, Failure> {
 
 fn opt_signal(o: &JsValue) -> Result<JsValue, Failure> {
     let s = get(o, "signal");
-    if s.is_undefined() || s.is_null() {
+    if absent(&s) {
         return Ok(JsValue::UNDEFINED);
     }
     if !s.is_object() || !get(&s, "addEventListener").is_function() {
@@ -805,83 +720,558 @@ fn opt_signal(o: &JsValue) -> Result<JsValue, Failure> {
     Ok(s)
 }
 
-/// The options object of `Pop3Client.connect`.
-struct ConnectOptions {
-    bridge: String,
-    host: String,
-    port: u16,
-    tls: String,
-    token: Option<String>,
-    deadlines: Deadlines,
-    signal: JsValue,
-    websocket: JsValue,
-    on_transcript: Option<Function>,
-    allow_insecure_auth: bool,
-    pipelining: bool,
-    pipeline_window: usize,
-    max_body: usize,
-    keepalive_ms: Option<f64>,
+/// `ca`: a PEM string, or PEM/DER bytes (an array of them: concatenated).
+fn opt_ca(o: &JsValue) -> Result<Vec<u8>, Failure> {
+    let v = get(o, "ca");
+    let one = |v: &JsValue| -> Option<Vec<u8>> {
+        v.as_string().map(String::into_bytes).or_else(|| v.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec))
+    };
+    if absent(&v) {
+        return Ok(Vec::new());
+    }
+    if Array::is_array(&v) {
+        let mut all = Vec::new();
+        for item in Array::from(&v).iter() {
+            let mut bytes = one(&item).ok_or_else(ca_error)?;
+            all.append(&mut bytes);
+            all.push(b'\n');
+        }
+        return Ok(all);
+    }
+    one(&v).ok_or_else(ca_error)
 }
 
-impl ConnectOptions {
-    fn read(o: &JsValue) -> Result<Self, Failure> {
-        if !o.is_object() {
-            return Err(Failure::invalid_argument("connect() takes an options object"));
-        }
-        let bridge = opt_string(o, "bridge")?.ok_or_else(|| {
-            Failure::invalid_argument(
+fn ca_error() -> Failure {
+    Failure::invalid_argument("`ca` must be a PEM string or bytes, or an array of them")
+}
+
+/// What `Pop3Client.connect` needs besides the driver's config.
+struct Connect {
+    config: Config,
+    websocket: JsValue,
+    pipe: JsValue,
+    signal: JsValue,
+    on_transcript: Option<Function>,
+    on_phase: Option<Function>,
+}
+
+/// The options object of `Pop3Client.connect`, read into the driver's config.
+fn read_connect(o: &JsValue) -> Result<Connect, Failure> {
+    if !o.is_object() {
+        return Err(Failure::invalid_argument("connect() takes an options object"));
+    }
+    let pipe = get(o, "transport");
+    let route = match opt_string(o, "bridge")? {
+        Some(url) => Route::Bridge { url, token: opt_string(o, "token")?.map(Token::new) },
+        None if pipe.is_function() => Route::Direct,
+        None => {
+            return Err(Failure::invalid_argument(
                 "`bridge` (the ws-bridge URL, e.g. ws://127.0.0.1:8080/pop3) is required",
+            ));
+        }
+    };
+    let host = opt_string(o, "host")?.unwrap_or_default();
+    let tls = match opt_string(o, "tls")? {
+        None => TlsMode::Implicit,
+        Some(t) => TlsMode::parse(&t)
+            .ok_or_else(|| Failure::invalid_argument("`tls` must be 'implicit', 'starttls' or 'none'"))?,
+    };
+    let mut config = Config::new(route, host, tls);
+    let port = get(o, "port");
+    if !port.is_undefined() {
+        config.port = match port.as_f64() {
+            Some(p) if p.fract() == 0.0 && (1.0..=65535.0).contains(&p) => p as u16,
+            _ => return Err(Failure::invalid_argument("`port` must be an integer from 1 to 65535")),
+        };
+    }
+    let base = opt_ms(o, "timeoutMs")?.unwrap_or(crate::driver::DEFAULT_TIMEOUT);
+    let t = get(o, "timeouts");
+    config.deadlines = Deadlines {
+        connect: opt_ms(&t, "connect")?.unwrap_or(base),
+        tls: opt_ms(&t, "tls")?.unwrap_or(base),
+        greeting: opt_ms(&t, "greeting")?.unwrap_or(base),
+        command: opt_ms(&t, "command")?.unwrap_or(base),
+    };
+    config.end_to_end = get(o, "endToEnd").is_truthy();
+    config.ca = opt_ca(o)?;
+    config.keepalive = opt_ms(o, "keepaliveMs")?;
+    config.pipelining = get(o, "pipelining").as_bool() != Some(false);
+    if let Some(w) = opt_count(o, "pipelineWindow", 4096)? {
+        config.pipelining_window = w;
+    }
+    if let Some(m) = opt_count(o, "maxBodyBytes", MAX_BODY_LIMIT)? {
+        config.max_body = m;
+    }
+    config.allow_insecure_auth = get(o, "allowInsecureAuth").is_truthy();
+    let on_transcript = opt_function(o, "onTranscript")?;
+    config.transcript = on_transcript.is_some();
+    config.random = random_bytes;
+    config.nfkc = js_nfkc;
+    config.validate()?;
+    Ok(Connect {
+        config,
+        websocket: get(o, "WebSocket"),
+        pipe,
+        signal: opt_signal(o)?,
+        on_transcript,
+        on_phase: opt_function(o, "onPhase")?,
+    })
+}
+
+/// Unicode NFKC through the runtime's `String.prototype.normalize`.
+fn js_nfkc(s: &str) -> String {
+    js_sys::JsString::from(s).normalize("NFKC").into()
+}
+
+/// Opens the session: the transport, then the driver's connect sequence.
+fn connect(c: Connect) -> Result<Promise, Failure> {
+    let route_is_bridge = matches!(c.config.route, Route::Bridge { .. });
+    let (url, host, port) = match &c.config.route {
+        Route::Bridge { url, .. } => (url.clone(), c.config.host.clone(), c.config.port),
+        Route::Direct => (String::new(), c.config.host.clone(), c.config.port),
+    };
+    let shared: Shared = Rc::new(RefCell::new(Inner {
+        driver: Driver::new(c.config, now()),
+        transport: None,
+        pending: Vec::new(),
+        blocks: Vec::new(),
+        streams: Vec::new(),
+        transcript: c.on_transcript,
+        on_phase: c.on_phase,
+        timer: None,
+        paused: false,
+    }));
+    let weak = Rc::downgrade(&shared);
+    let handlers = Handlers {
+        open: handler(&weak, on_open),
+        message: handler(&weak, on_message),
+        close: handler(&weak, on_close),
+        error: handler(&weak, on_error),
+        data: handler(&weak, on_pipe_data),
+        tls: handler(&weak, on_pipe_tls),
+        failed: handler(&weak, on_pipe_failed),
+    };
+    let transport = if route_is_bridge {
+        let ctor = websocket_constructor(c.websocket).ok_or_else(|| {
+            Failure::invalid_argument(
+                "no WebSocket implementation: pass the `WebSocket` option (e.g. the `ws` package)",
             )
         })?;
-        let host = opt_string(o, "host")?
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| Failure::invalid_argument("`host` is required"))?;
-        let tls = opt_string(o, "tls")?.unwrap_or_else(|| "implicit".into());
-        if !["implicit", "starttls", "none"].contains(&tls.as_str()) {
-            return Err(Failure::invalid_argument("`tls` must be 'implicit', 'starttls' or 'none'"));
+        let protocols: Array = wire::SUBPROTOCOLS.iter().map(|p| JsValue::from_str(p)).collect();
+        let socket: Socket = Reflect::construct(&ctor, &Array::of2(&JsValue::from_str(&url), &protocols))
+            .map_err(|e| {
+                let why = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
+                Failure::invalid_argument(format!("cannot open a WebSocket to `{url}`: {why}"))
+            })?
+            .unchecked_into();
+        Transport::websocket(socket, &handlers)
+    } else {
+        Transport::pipe(&c.pipe, &host, port, &handlers).map_err(|why| {
+            Failure::invalid_argument(format!("the direct transport failed to start: {why}"))
+        })?
+    };
+    shared.borrow_mut().transport = Some(transport);
+    CONNECTING.with(|l| l.borrow_mut().push(shared.clone()));
+    Ok(call(&shared, Request::Connect, Ctx { timeout_ms: None, signal: c.signal }, Kind::Connect, None))
+}
+
+// ------------------------------------------------------------ the class
+
+/// A POP3 session through ws-bridge or, in Node, straight to the server.
+/// Create one with `Pop3Client.connect`.
+#[wasm_bindgen(skip_typescript)]
+pub struct Pop3Client {
+    shared: Shared,
+}
+
+impl std::fmt::Debug for Pop3Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pop3Client").field("driver", &self.shared.borrow().driver).finish()
+    }
+}
+
+impl Drop for Pop3Client {
+    fn drop(&mut self) {
+        // Freed from JS: drop the connection, never commit.
+        let f = Failure::new(ErrorCode::ConnectionClosed, "the client was freed");
+        input(&self.shared, |d, now| d.close(now, f));
+    }
+}
+
+impl Pop3Client {
+    /// Starts `request` with the call's options (not generic: one copy for
+    /// every method, which keeps the wasm module small).
+    fn run(&self, opts: &JsValue, request: Result<Request, Failure>, kind: Kind, progress: bool) -> Promise {
+        let prepared = (|| {
+            let ctx = Ctx::read(opts)?;
+            let on_progress = if progress { opt_function(opts, "onProgress")? } else { None };
+            Ok::<_, Failure>((ctx, on_progress, request?))
+        })();
+        match prepared {
+            Ok((ctx, on_progress, request)) => call(&self.shared, request, ctx, kind, on_progress),
+            Err(f) => rejected(f),
         }
-        let port = match get(o, "port") {
-            v if v.is_undefined() => {
-                if tls == "implicit" {
-                    995
-                } else {
-                    110
-                }
-            }
-            v => match v.as_f64() {
-                Some(p) if p.fract() == 0.0 && (1.0..=65535.0).contains(&p) => p as u16,
-                _ => return Err(Failure::invalid_argument("`port` must be an integer from 1 to 65535")),
-            },
+    }
+
+    fn command(&self, opts: &JsValue, cmd: Result<Command, Failure>) -> Promise {
+        self.run(opts, cmd.map(Request::Command), Kind::Value, false)
+    }
+
+    /// A streamed body: resolves at `+OK` with a `ReadableStream` of its
+    /// pieces (backpressure pauses the transport).
+    fn stream(&self, opts: &JsValue, cmd: Result<Command, Failure>) -> Promise {
+        let (ctx, cmd) = match Ctx::read(opts).and_then(|ctx| Ok((ctx, cmd?))) {
+            Ok(v) => v,
+            Err(f) => return rejected(f),
         };
-        let base = opt_ms(o, "timeoutMs")?.unwrap_or(DEFAULT_TIMEOUT_MS);
-        let t = get(o, "timeouts");
-        let deadlines = Deadlines {
-            connect: opt_ms(&t, "connect")?.unwrap_or(base),
-            tls: opt_ms(&t, "tls")?.unwrap_or(base),
-            greeting: opt_ms(&t, "greeting")?.unwrap_or(base),
-            command: opt_ms(&t, "command")?.unwrap_or(base),
+        let (stream, controller, op_cell) = match readable_stream(&self.shared) {
+            Ok(v) => v,
+            Err(f) => return rejected(f),
         };
-        let pipeline_window =
-            opt_count(o, "pipelineWindow", 4096)?.unwrap_or(Options::default().pipelining_window);
-        let max_body = opt_count(o, "maxBodyBytes", MAX_BODY_LIMIT)?.unwrap_or(Options::default().max_body);
-        Ok(Self {
-            bridge,
-            host,
-            port,
-            tls,
-            token: opt_string(o, "token")?,
-            deadlines,
-            signal: opt_signal(o)?,
-            websocket: get(o, "WebSocket"),
-            on_transcript: opt_function(o, "onTranscript")?,
-            allow_insecure_auth: get(o, "allowInsecureAuth").is_truthy(),
-            pipelining: get(o, "pipelining").as_bool() != Some(false),
-            pipeline_window,
-            max_body,
-            keepalive_ms: opt_ms(o, "keepaliveMs")?,
+        call_then(&self.shared, Request::Stream(cmd), ctx, Kind::Stream(stream), None, move |inner, op| {
+            *op_cell.borrow_mut() = Some(op);
+            inner.streams.push(StreamSink { op, controller, cancelled: false });
         })
     }
 }
+
+/// A `ReadableStream`, its controller, and the cell its callbacks find the
+/// operation in.
+#[allow(clippy::type_complexity)]
+fn readable_stream(shared: &Shared) -> Result<(JsValue, JsValue, Rc<RefCell<Option<OpId>>>), Failure> {
+    let controller: Rc<RefCell<JsValue>> = Rc::new(RefCell::new(JsValue::UNDEFINED));
+    let source = Object::new();
+    let start = {
+        let controller = controller.clone();
+        Closure::once_into_js(move |c: JsValue| {
+            *controller.borrow_mut() = c;
+        })
+    };
+    let _ = Reflect::set(&source, &"start".into(), &start);
+    let stream_ctor = Reflect::get(&js_sys::global(), &"ReadableStream".into())
+        .ok()
+        .and_then(|c| c.dyn_into::<Function>().ok())
+        .ok_or_else(|| Failure::new(ErrorCode::Unsupported, "no ReadableStream in this runtime"))?;
+    let strategy = Object::new();
+    let _ = Reflect::set(&strategy, &"highWaterMark".into(), &STREAM_HIGH_WATER.into());
+    let size = Closure::<dyn Fn(JsValue) -> JsValue>::new(|chunk: JsValue| {
+        Reflect::get(&chunk, &"byteLength".into()).unwrap_or(JsValue::from_f64(1.0))
+    })
+    .into_js_value();
+    let _ = Reflect::set(&strategy, &"size".into(), &size);
+    // pull and cancel reach the session weakly: the stream may outlive it.
+    let weak = Rc::downgrade(shared);
+    let op_cell: Rc<RefCell<Option<OpId>>> = Rc::new(RefCell::new(None));
+    let pull = {
+        let weak = weak.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |_c: JsValue| {
+            if let Some(shared) = weak.upgrade() {
+                let mut inner = shared.borrow_mut();
+                if inner.streams_want_data() {
+                    inner.set_paused(false);
+                }
+            }
+        })
+        .into_js_value()
+    };
+    let cancel = {
+        let op_cell = op_cell.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |_reason: JsValue| {
+            // The server sends the rest anyway: read and drop it.
+            if let (Some(shared), Some(op)) = (weak.upgrade(), *op_cell.borrow()) {
+                let mut inner = shared.borrow_mut();
+                if let Some(s) = inner.streams.iter_mut().find(|s| s.op == op) {
+                    s.cancelled = true;
+                }
+                if inner.streams_want_data() {
+                    inner.set_paused(false);
+                }
+            }
+        })
+        .into_js_value()
+    };
+    let _ = Reflect::set(&source, &"pull".into(), &pull);
+    let _ = Reflect::set(&source, &"cancel".into(), &cancel);
+    let stream = Reflect::construct(&stream_ctor, &Array::of2(&source, &strategy))
+        .map_err(|_| Failure::new(ErrorCode::Unsupported, "could not create a ReadableStream"))?;
+    let c = controller.borrow().clone();
+    Ok((stream, c, op_cell))
+}
+
+fn msg_arg(v: &JsValue, what: &str) -> Result<u32, Failure> {
+    match v.as_f64() {
+        Some(n) if n.fract() == 0.0 && (1.0..=u32::MAX as f64).contains(&n) => Ok(n as u32),
+        _ => Err(Failure::invalid_argument(format!("{what} must be a message number (an integer from 1)"))),
+    }
+}
+
+fn opt_msg(v: &JsValue, what: &str) -> Result<Option<u32>, Failure> {
+    if absent(v) { Ok(None) } else { msg_arg(v, what).map(Some) }
+}
+
+fn ids_arg(v: &JsValue, what: &str) -> Result<Vec<u32>, Failure> {
+    if !Array::is_array(v) {
+        return Err(Failure::invalid_argument(format!("{what} takes an array of message numbers")));
+    }
+    Array::from(v).iter().map(|id| msg_arg(&id, what)).collect()
+}
+
+fn lines_arg(lines: &JsValue) -> Result<u32, Failure> {
+    match lines.as_f64() {
+        Some(l) if l.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&l) => Ok(l as u32),
+        _ => Err(Failure::invalid_argument("lines must be an integer from 0")),
+    }
+}
+
+fn credential(v: &JsValue, what: &str) -> Result<String, Failure> {
+    v.as_string().ok_or_else(|| Failure::invalid_argument(format!("{what} must be a string")))
+}
+
+/// Parses `(…, opts)` where `opts` may also stand in the place of an
+/// optional leading argument: `list()`, `list(3)`, `list({ signal })`.
+fn split_optional(first: JsValue, second: JsValue) -> (JsValue, JsValue) {
+    if first.is_object() && !Array::is_array(&first) && second.is_undefined() {
+        (JsValue::UNDEFINED, first)
+    } else {
+        (first, second)
+    }
+}
+
+#[wasm_bindgen]
+impl Pop3Client {
+    /// Opens a session: the transport, the bridge's connection to the
+    /// server, TLS, greeting, CAPA, and STLS when `tls: 'starttls'`.
+    #[wasm_bindgen(js_name = connect, skip_typescript)]
+    pub fn connect_js(opts: JsValue) -> Promise {
+        match read_connect(&opts).and_then(connect) {
+            Ok(p) => p,
+            Err(f) => rejected(f),
+        }
+    }
+
+    /// The server's greeting text (after `+OK `).
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn greeting(&self) -> Option<String> {
+        self.shared.borrow().driver.session().greeting().map(|g| g.text.clone())
+    }
+
+    /// TLS to the server: `{ protocol, cipher, certificate, endToEnd, chain? }`, or null.
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn tls(&self) -> JsValue {
+        self.shared.borrow().driver.tls().map_or(JsValue::NULL, |t| tls_js(&t))
+    }
+
+    /// The session's state: AUTHORIZATION, TRANSACTION or CLOSED.
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn state(&self) -> String {
+        self.shared.borrow().driver.state().name().to_string()
+    }
+
+    /// Whether commands are being pipelined (the server announced PIPELINING).
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn pipelining(&self) -> bool {
+        self.shared.borrow().driver.session().pipelining()
+    }
+
+    /// Spec deviations the client tolerated so far: `[{ id, description }]`.
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn deviations(&self) -> JsValue {
+        let inner = self.shared.borrow();
+        let session = inner.driver.session();
+        let list: Array = session
+            .deviations()
+            .iter()
+            .map(|d| object(&[("id", d.id().into()), ("description", d.description().into())]))
+            .collect();
+        list.into()
+    }
+
+    /// The capabilities from the latest CAPA (`capa()`'s shape), or null.
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn capabilities(&self) -> JsValue {
+        self.shared.borrow().driver.session().capabilities().map_or(JsValue::NULL, capa_js)
+    }
+
+    /// `{ beforeStls, afterStls, afterLogin }`: the latest CAPA of each step.
+    #[wasm_bindgen(getter, js_name = capaHistory, skip_typescript)]
+    pub fn capa_history(&self) -> JsValue {
+        let inner = self.shared.borrow();
+        let session = inner.driver.session();
+        let h = session.capa_history();
+        let step = |c: &Option<Capabilities>| c.as_ref().map_or(JsValue::NULL, capa_js);
+        object(&[
+            ("beforeStls", step(&h.before_stls)),
+            ("afterStls", step(&h.after_stls)),
+            ("afterLogin", step(&h.after_login)),
+        ])
+    }
+
+    /// The mechanisms `login()` would try now, strongest first.
+    #[wasm_bindgen(getter, js_name = loginMechanisms, skip_typescript)]
+    pub fn login_mechanisms(&self) -> JsValue {
+        let inner = self.shared.borrow();
+        let list = inner.driver.session().login_mechanisms();
+        list.into_iter().map(JsValue::from_str).collect::<Array>().into()
+    }
+
+    /// Whether the greeting has a valid RFC 1939 timestamp.
+    #[wasm_bindgen(getter, js_name = apopUsable, skip_typescript)]
+    pub fn apop_usable(&self) -> bool {
+        self.shared.borrow().driver.session().apop_usable()
+    }
+
+    /// The steps so far: `[{ name, startMs, ms, ok }]`.
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn phases(&self) -> JsValue {
+        self.shared.borrow().driver.phases().iter().map(phase_js).collect::<Array>().into()
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn capa(&self, opts: JsValue) -> Promise {
+        self.command(&opts, Ok(Command::Capa))
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn login(&self, user: JsValue, password: JsValue, opts: JsValue) -> Promise {
+        let request = (|| {
+            Ok(Request::Login {
+                user: credential(&user, "the user name")?,
+                password: credential(&password, "the password")?,
+            })
+        })();
+        self.run(&opts, request, Kind::Value, false)
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn auth(&self, mechanism: JsValue, credentials: JsValue, opts: JsValue) -> Promise {
+        let request = (|| {
+            Ok(Request::Auth {
+                mechanism: credential(&mechanism, "the mechanism")?,
+                username: credential(&get(&credentials, "username"), "`username`")?,
+                password: opt_string(&credentials, "password")?,
+                token: opt_string(&credentials, "token")?,
+            })
+        })();
+        self.run(&opts, request, Kind::Value, false)
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn apop(&self, user: JsValue, password: JsValue, opts: JsValue) -> Promise {
+        let request = (|| {
+            Ok(Request::Auth {
+                mechanism: "APOP".into(),
+                username: credential(&user, "the user name")?,
+                password: Some(credential(&password, "the password")?),
+                token: None,
+            })
+        })();
+        self.run(&opts, request, Kind::Value, false)
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn stat(&self, opts: JsValue) -> Promise {
+        self.command(&opts, Ok(Command::Stat))
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn list(&self, msg: JsValue, opts: JsValue) -> Promise {
+        let (msg, opts) = split_optional(msg, opts);
+        self.command(&opts, opt_msg(&msg, "list(n)").map(|msg| Command::List { msg }))
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn uidl(&self, msg: JsValue, opts: JsValue) -> Promise {
+        let (msg, opts) = split_optional(msg, opts);
+        self.command(&opts, opt_msg(&msg, "uidl(n)").map(|msg| Command::Uidl { msg }))
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn top(&self, msg: JsValue, lines: JsValue, opts: JsValue) -> Promise {
+        let cmd = msg_arg(&msg, "top(n, lines)")
+            .and_then(|msg| Ok(Command::Top { msg, lines: lines_arg(&lines)? }));
+        self.run(&opts, cmd.map(Request::Collect), Kind::Value, false)
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn retr(&self, msg: JsValue, opts: JsValue) -> Promise {
+        let cmd = msg_arg(&msg, "retr(n)").map(|msg| Command::Retr { msg });
+        self.run(&opts, cmd.map(Request::Collect), Kind::Value, true)
+    }
+
+    #[wasm_bindgen(js_name = retrStream, skip_typescript)]
+    pub fn retr_stream(&self, msg: JsValue, opts: JsValue) -> Promise {
+        self.stream(&opts, msg_arg(&msg, "retrStream(n)").map(|msg| Command::Retr { msg }))
+    }
+
+    #[wasm_bindgen(js_name = topStream, skip_typescript)]
+    pub fn top_stream(&self, msg: JsValue, lines: JsValue, opts: JsValue) -> Promise {
+        let cmd = msg_arg(&msg, "topStream(n, lines)")
+            .and_then(|msg| Ok(Command::Top { msg, lines: lines_arg(&lines)? }));
+        self.stream(&opts, cmd)
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn summaries(&self, ids: JsValue, opts: JsValue) -> Promise {
+        let (ids, opts) = split_optional(ids, opts);
+        let ids = if absent(&ids) { Ok(None) } else { ids_arg(&ids, "summaries(ids)").map(Some) };
+        self.run(&opts, ids.map(Request::Summaries), Kind::Value, true)
+    }
+
+    #[wasm_bindgen(js_name = retrMany, skip_typescript)]
+    pub fn retr_many(&self, ids: JsValue, opts: JsValue) -> Promise {
+        match ids_arg(&ids, "retrMany(ids)") {
+            Ok(ids) => self.run(&opts, Ok(Request::RetrMany(ids.clone())), Kind::RetrMany(ids), true),
+            Err(f) => rejected(f),
+        }
+    }
+
+    #[wasm_bindgen(js_name = deleMany, skip_typescript)]
+    pub fn dele_many(&self, ids: JsValue, opts: JsValue) -> Promise {
+        match ids_arg(&ids, "deleMany(ids)") {
+            Ok(ids) => self.run(&opts, Ok(Request::DeleMany(ids.clone())), Kind::DeleMany(ids), false),
+            Err(f) => rejected(f),
+        }
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn dele(&self, msg: JsValue, opts: JsValue) -> Promise {
+        self.command(&opts, msg_arg(&msg, "dele(n)").map(|msg| Command::Dele { msg }))
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn rset(&self, opts: JsValue) -> Promise {
+        self.command(&opts, Ok(Command::Rset))
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn noop(&self, opts: JsValue) -> Promise {
+        self.command(&opts, Ok(Command::Noop))
+    }
+
+    /// One command line as typed: `{ ok, status, respCode, text, body }`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn raw(&self, line: JsValue, opts: JsValue) -> Promise {
+        self.run(&opts, credential(&line, "the command line").map(Request::Raw), Kind::Value, false)
+    }
+
+    /// QUIT: the server commits the deletions, then the connection closes.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn quit(&self, opts: JsValue) -> Promise {
+        self.command(&opts, Ok(Command::Quit))
+    }
+
+    /// Drops the session without QUIT: nothing marked is deleted.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn close(&self) {
+        let f = Failure::new(
+            ErrorCode::ConnectionClosed,
+            "the session was closed by close(); nothing was committed",
+        );
+        input(&self.shared, |d, now| d.close(now, f));
+    }
+}
+
+// ------------------------------------------------------------ conversions
 
 /// A plain JS object from key/value pairs (results are plain objects).
 pub(super) fn object(fields: &[(&str, JsValue)]) -> JsValue {
@@ -923,6 +1313,37 @@ fn capa_js(c: &Capabilities) -> JsValue {
     ])
 }
 
+fn tls_js(t: &TlsSummary) -> JsValue {
+    let c = &t.info.certificate;
+    let o = object(&[
+        ("protocol", t.info.protocol.as_str().into()),
+        ("cipher", t.info.cipher.as_str().into()),
+        (
+            "certificate",
+            object(&[
+                ("subject", c.subject.as_str().into()),
+                ("issuer", c.issuer.as_str().into()),
+                ("notAfter", c.not_after.as_str().into()),
+            ]),
+        ),
+        ("endToEnd", t.end_to_end.into()),
+    ]);
+    #[cfg(feature = "tls")]
+    if t.end_to_end {
+        let _ = Reflect::set(&o, &"chain".into(), &super::tls::chain_js(&t.chain));
+    }
+    o
+}
+
+fn phase_js(m: &PhaseMark) -> JsValue {
+    object(&[
+        ("name", m.phase.as_str().into()),
+        ("startMs", m.start.into()),
+        ("ms", m.end.map_or(JsValue::NULL, |e| (e - m.start).into())),
+        ("ok", m.ok.into()),
+    ])
+}
+
 fn id_size(id: u32, size: u64) -> JsValue {
     object(&[("id", id.into()), ("size", (size as f64).into())])
 }
@@ -931,968 +1352,17 @@ fn id_uid(id: u32, uid: &str) -> JsValue {
     object(&[("id", id.into()), ("uid", uid.into())])
 }
 
-struct SummaryJs {
-    id: u32,
-    uid: Option<String>,
-    size: Option<u64>,
-    from: Option<String>,
-    to: Option<String>,
-    subject: Option<String>,
-    date: Option<String>,
-    message_id: Option<String>,
-    /// Why this entry is incomplete (the server refused one of its commands).
-    error: Option<String>,
-}
-
-fn msg_arg(v: &JsValue, what: &str) -> Result<u32, Failure> {
-    match v.as_f64() {
-        Some(n) if n.fract() == 0.0 && (1.0..=u32::MAX as f64).contains(&n) => Ok(n as u32),
-        _ => Err(Failure::invalid_argument(format!("{what} must be a message number (an integer from 1)"))),
-    }
-}
-
-fn ids_arg(v: &JsValue, what: &str) -> Result<Vec<u32>, Failure> {
-    if !Array::is_array(v) {
-        return Err(Failure::invalid_argument(format!("{what} takes an array of message numbers")));
-    }
-    Array::from(v).iter().map(|id| msg_arg(&id, what)).collect()
-}
-
-type CallFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, Failure>>>>;
-
-/// One instance of the promise glue for every call: each call's future is
-/// boxed, which keeps the module small (a generic here costs kilobytes per
-/// method).
-fn promise_boxed(f: CallFuture) -> Promise {
-    future_to_promise(async move { f.await.map_err(JsValue::from) })
-}
-
-fn promise<F>(f: F) -> Promise
-where
-    F: std::future::Future<Output = Result<JsValue, Failure>> + 'static,
-{
-    promise_boxed(Box::pin(f))
-}
-
-fn ok_or_server_error(r: Response) -> Result<Response, Failure> {
-    r.into_result(false).map_err(Failure::from)
-}
-
-/// A POP3 session through ws-bridge (or, in Node, the direct transport that
-/// speaks its wire format in-process). Create one with `Pop3Client.connect`.
-#[wasm_bindgen]
-pub struct Pop3Client {
-    shared: Shared,
-}
-
-impl std::fmt::Debug for Pop3Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pop3Client").field("session", &self.shared.borrow().session).finish()
-    }
-}
-
-impl Drop for Pop3Client {
-    fn drop(&mut self) {
-        // Freed from JS: drop the connection, never commit.
-        fail(&self.shared, Failure::new("CONNECTION_CLOSED", "the client was freed"));
-    }
-}
-
-async fn connect(opts: ConnectOptions) -> Result<Pop3Client, Failure> {
-    let ctor = websocket_constructor(opts.websocket.clone()).ok_or_else(|| {
-        Failure::invalid_argument(
-            "no WebSocket implementation: pass the `WebSocket` option (e.g. the `ws` package)",
-        )
-    })?;
-    let session = Session::new(Options {
-        transcript: opts.on_transcript.is_some(),
-        stls_by_transport: true,
-        pipelining: opts.pipelining,
-        pipelining_window: opts.pipeline_window,
-        max_body: opts.max_body,
-        tls: opts.tls == "implicit",
-        allow_insecure_auth: opts.allow_insecure_auth,
-        ..Options::default()
-    });
-    let shared: Shared = Rc::new(RefCell::new(Inner {
-        session,
-        socket: None,
-        waiters: IdMap::new(),
-        started: IdMap::new(),
-        sinks: IdMap::new(),
-        sent_at: IdMap::new(),
-        on_open: None,
-        on_connected: None,
-        on_greeting: None,
-        on_tls: None,
-        failure: None,
-        opened: false,
-        paused: false,
-        tls: JsValue::NULL,
-        transcript: opts.on_transcript.clone(),
-        deadlines: opts.deadlines,
-        bridge: opts.bridge.clone(),
-        host: opts.host.clone(),
-        port: opts.port,
-        last_activity: js_sys::Date::now(),
-        keepalive: None,
-    }));
-    let client = Pop3Client { shared: shared.clone() };
-    let d = opts.deadlines;
-    let phase = |ms: f64| Ctx { timeout_ms: ms, signal: opts.signal.clone() };
-
-    let url = JsValue::from_str(&opts.bridge);
-    let socket: Socket = Reflect::construct(&ctor, &Array::of2(&url, &Array::of1(&SUBPROTOCOL.into())))
-        .map_err(|e| {
-            let why = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
-            Failure::invalid_argument(format!("cannot open a WebSocket to `{}`: {why}", opts.bridge))
-        })?
-        .unchecked_into();
-    socket.set_binary_type("arraybuffer");
-    let weak = Rc::downgrade(&shared);
-    socket.set_onopen(&handler(&weak, on_open));
-    socket.set_onmessage(&handler(&weak, on_message));
-    socket.set_onclose(&handler(&weak, on_close));
-    socket.set_onerror(&handler(&weak, on_error));
-    let (open_tx, open_rx) = oneshot::channel();
-    let (conn_tx, conn_rx) = oneshot::channel();
-    let (greet_tx, greet_rx) = oneshot::channel();
-    {
-        let mut inner = shared.borrow_mut();
-        inner.socket = Some(socket);
-        inner.on_open = Some(open_tx);
-        inner.on_connected = Some(conn_tx);
-        inner.on_greeting = Some(greet_tx);
-    }
-    wait(&shared, open_rx, "the WebSocket handshake", &phase(d.connect)).await?;
-
-    let hello = Object::new();
-    let set = |k: &str, v: JsValue| {
-        let _ = Reflect::set(&hello, &k.into(), &v);
-    };
-    set("type", "connect".into());
-    set("v", 1.into());
-    set("host", opts.host.clone().into());
-    set("port", opts.port.into());
-    set("tls", opts.tls.clone().into());
-    if let Some(t) = &opts.token {
-        set("token", t.into());
-    }
-    let hello = js_sys::JSON::stringify(&hello).map(String::from).unwrap_or_default();
-    if let Some(s) = &shared.borrow().socket {
-        let _ = s.send_text(&hello);
-    }
-    // The bridge answers once TCP (and, for implicit TLS, the handshake) is done.
-    let connect_ms = if opts.tls == "implicit" { d.connect + d.tls } else { d.connect };
-    wait(&shared, conn_rx, "the bridge's connect", &phase(connect_ms)).await?;
-    wait(&shared, greet_rx, "the server greeting", &phase(d.greeting)).await?;
-
-    // What the server offers decides STLS and the login mechanism. A server
-    // without CAPA (RFC 1939 only) answers -ERR; that is not a failure.
-    command(&shared, Command::Capa, &phase(d.command)).await?;
-
-    if opts.tls == "starttls" {
-        let r = starttls(&shared, &phase(d.command), &phase(d.tls)).await?;
-        if !r.is_ok() {
-            let f = Failure {
-                code: "TLS_FAILED",
-                message: format!("the server refused STLS: {}", r.text),
-                resp_code: r.resp_code.clone(),
-                server_text: Some(r.text.clone()),
-                abort_reason: None,
-            };
-            fail(&shared, f.clone());
-            return Err(f);
-        }
-    }
-    if let Some(ms) = opts.keepalive_ms {
-        start_keepalive(&shared, ms);
-    }
-    Ok(client)
-}
-
-/// NOOP when the session has been idle for `ms` (TRANSACTION state only):
-/// keeps NATs and servers' autologout timers from ending a quiet session.
-fn start_keepalive(shared: &Shared, ms: f64) {
-    let weak = Rc::downgrade(shared);
-    let interval = Interval::every((ms / 4.0).max(50.0), move || {
-        let Some(shared) = weak.upgrade() else { return };
-        let due = {
-            let inner = shared.borrow();
-            inner.failure.is_none()
-                && inner.session.state() == State::Transaction
-                && inner.session.outstanding() == 0
-                && js_sys::Date::now() - inner.last_activity >= ms
-        };
-        if due {
-            let _ = shared.borrow_mut().session.enqueue(Command::Noop);
-            dispatch(&shared);
-        }
-    });
-    shared.borrow_mut().keepalive = Some(interval);
-}
-
-/// Readable credentials need TLS to the server unless the caller opted out.
-fn check_secure(shared: &Shared, what: &str) -> Result<(), Failure> {
-    if shared.borrow().session.readable_credentials_allowed() {
-        Ok(())
-    } else {
-        Err(Failure::new(
-            "INSECURE_AUTH_REFUSED",
-            format!(
-                "{what} would send the password readable over a connection without TLS; use tls: 'implicit' or 'starttls', or pass allowInsecureAuth: true"
-            ),
-        ))
-    }
-}
-
-fn client_nonce() -> Result<String, Failure> {
-    use base64::Engine as _;
-    let bytes = random_bytes(18)
-        .ok_or_else(|| Failure::new("UNSUPPORTED", "no crypto.getRandomValues in this runtime"))?;
-    // base64 has no ',' — what SCRAM's nonce must avoid.
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
-}
-
-/// Unicode NFKC through the runtime's `String.prototype.normalize`.
-fn js_nfkc(s: &str) -> String {
-    js_sys::JsString::from(s).normalize("NFKC").into()
-}
-
-/// Credentials for a forced or chosen mechanism.
-struct Credentials {
-    username: String,
-    password: Option<String>,
-    token: Option<String>,
-}
-
-fn credential(v: JsValue, what: &str) -> Result<String, Failure> {
-    v.as_string().ok_or_else(|| Failure::invalid_argument(format!("{what} must be a string")))
-}
-
-/// RFC 6856: offer UTF-8 mode when the server has it, before credentials
-/// that are not ASCII go out.
-async fn utf8_if_needed(shared: &Shared, creds: &Credentials, ctx: &Ctx) -> Result<(), Failure> {
-    let offered = shared.borrow().session.capabilities().is_some_and(|c| c.utf8.is_some());
-    let needed = !creds.username.is_ascii() || creds.password.as_deref().is_some_and(|p| !p.is_ascii());
-    if offered && needed && !shared.borrow().session.utf8() {
-        command(shared, Command::Utf8, ctx).await?;
-    }
-    Ok(())
-}
-
-/// Logs in with `mechanism`; `-ERR` is `AUTH_FAILED` (or `SERVER_ERROR` when
-/// the response code says the credentials were not the problem).
-async fn authenticate(
-    shared: &Shared,
-    mechanism: &str,
-    creds: Credentials,
-    ctx: &Ctx,
-) -> Result<(), Failure> {
-    if readable(mechanism) {
-        check_secure(shared, mechanism)?;
-    }
-    let password = || {
-        creds
-            .password
-            .clone()
-            .map(Secret::new)
-            .ok_or_else(|| Failure::invalid_argument(format!("{mechanism} needs `password`")))
-    };
-    let token = || {
-        creds
-            .token
-            .clone()
-            .map(Secret::new)
-            .ok_or_else(|| Failure::invalid_argument(format!("{mechanism} needs `token`")))
-    };
-    let user = creds.username.as_str();
-    utf8_if_needed(shared, &creds, ctx).await?;
-    let mech: Box<dyn Mechanism> = match mechanism {
-        "USER" => {
-            let r = command(shared, Command::User { name: user.to_string() }, ctx).await?;
-            r.into_result(true)?;
-            let r = command(shared, Command::Pass { password: password()? }, ctx).await?;
-            r.into_result(true)?;
-            return after_login(shared, ctx).await;
-        }
-        "APOP" => {
-            let stamp = shared.borrow().session.greeting().and_then(|g| g.apop_timestamp.clone());
-            let stamp = stamp.ok_or_else(|| {
-                Failure::new(
-                    "UNSUPPORTED",
-                    "the greeting has no valid APOP timestamp; the server does not offer APOP",
-                )
-            })?;
-            let digest = apop_digest(&stamp, &password()?);
-            let r = command(shared, Command::Apop { name: user.to_string(), digest }, ctx).await?;
-            r.into_result(true)?;
-            return after_login(shared, ctx).await;
-        }
-        "PLAIN" => Box::new(Plain::new(user, password()?)),
-        "LOGIN" => Box::new(Login::new(user, password()?)),
-        "CRAM-MD5" => Box::new(CramMd5::new(user, password()?)),
-        "SCRAM-SHA-1" => {
-            Box::new(Scram::new(ScramHash::Sha1, user, password()?, &client_nonce()?).with_nfkc(js_nfkc))
-        }
-        "SCRAM-SHA-256" => {
-            Box::new(Scram::new(ScramHash::Sha256, user, password()?, &client_nonce()?).with_nfkc(js_nfkc))
-        }
-        "XOAUTH2" => Box::new(XOAuth2::new(user, token()?)),
-        "OAUTHBEARER" => {
-            let (host, port) = {
-                let inner = shared.borrow();
-                (inner.host.clone(), inner.port)
-            };
-            Box::new(OAuthBearer::new(user, token()?).with_target(&host, port))
-        }
-        other => return Err(Failure::new("UNSUPPORTED", format!("SASL mechanism {other} is not supported"))),
-    };
-    let r = command(shared, Command::Auth { mechanism: mech }, ctx).await?;
-    r.into_result(true)?;
-    after_login(shared, ctx).await
-}
-
-/// Waits for the CAPA the core asks after login (Gmail announces
-/// PIPELINING only then), so `capabilities` and `pipelining` are current
-/// when the login call resolves.
-async fn after_login(shared: &Shared, ctx: &Ctx) -> Result<(), Failure> {
-    let rx = {
-        let mut inner = shared.borrow_mut();
-        inner.session.take_recapa().map(|id| {
-            let (tx, rx) = oneshot::channel();
-            inner.waiters.insert(id, tx);
-            rx
-        })
-    };
-    if let Some(rx) = rx {
-        dispatch(shared);
-        wait(shared, rx, "CAPA", ctx).await?;
-    }
-    Ok(())
-}
-
-/// Parses `(…, opts)` where `opts` may also stand in the place of an
-/// optional leading argument: `list()`, `list(3)`, `list({ signal })`.
-fn split_optional(first: JsValue, second: JsValue) -> (JsValue, JsValue) {
-    if first.is_object() && !Array::is_array(&first) && second.is_undefined() {
-        (JsValue::UNDEFINED, first)
-    } else {
-        (first, second)
-    }
-}
-
-impl Pop3Client {
-    fn ctx(&self, opts: &JsValue) -> Result<Ctx, Failure> {
-        let command_ms = self.shared.borrow().deadlines.command;
-        Ok(Ctx { timeout_ms: opt_ms(opts, "timeoutMs")?.unwrap_or(command_ms), signal: opt_signal(opts)? })
-    }
-
-    fn call<F, Fut>(&self, opts: &JsValue, f: F) -> Promise
-    where
-        F: FnOnce(Shared, Ctx) -> Fut,
-        Fut: std::future::Future<Output = Result<JsValue, Failure>> + 'static,
-    {
-        match self.ctx(opts) {
-            Ok(ctx) => promise(f(self.shared.clone(), ctx)),
-            Err(e) => promise(async move { Err(e) }),
-        }
-    }
-
-    /// A streamed body: resolves once the server said `+OK`, with a
-    /// `ReadableStream` of its chunks (backpressure pauses the socket).
-    fn stream(&self, cmd: Command, opts: JsValue) -> Promise {
-        self.call(&opts, |s, ctx| async move {
-            let controller: Rc<RefCell<JsValue>> = Rc::new(RefCell::new(JsValue::UNDEFINED));
-            let source = Object::new();
-            let start = {
-                let controller = controller.clone();
-                Closure::once_into_js(move |c: JsValue| {
-                    *controller.borrow_mut() = c;
-                })
-            };
-            let _ = Reflect::set(&source, &"start".into(), &start);
-            let stream_ctor = Reflect::get(&js_sys::global(), &"ReadableStream".into())
-                .ok()
-                .and_then(|c| c.dyn_into::<Function>().ok())
-                .ok_or_else(|| Failure::new("UNSUPPORTED", "no ReadableStream in this runtime"))?;
-            let strategy = Object::new();
-            let _ = Reflect::set(&strategy, &"highWaterMark".into(), &STREAM_HIGH_WATER.into());
-            let size = Closure::<dyn Fn(JsValue) -> JsValue>::new(|chunk: JsValue| {
-                Reflect::get(&chunk, &"byteLength".into()).unwrap_or(JsValue::from_f64(1.0))
-            })
-            .into_js_value();
-            let _ = Reflect::set(&strategy, &"size".into(), &size);
-            // pull and cancel reach the session weakly: the stream may outlive it.
-            let weak = Rc::downgrade(&s);
-            let id_cell: Rc<RefCell<Option<CommandId>>> = Rc::new(RefCell::new(None));
-            let pull = {
-                let weak = weak.clone();
-                Closure::<dyn FnMut(JsValue)>::new(move |_c: JsValue| {
-                    if let Some(shared) = weak.upgrade() {
-                        let mut inner = shared.borrow_mut();
-                        if inner.any_stream_wants_data() {
-                            inner.set_paused(false);
-                        }
-                    }
-                })
-                .into_js_value()
-            };
-            let cancel = {
-                let id_cell = id_cell.clone();
-                Closure::<dyn FnMut(JsValue)>::new(move |_reason: JsValue| {
-                    // The server sends the rest anyway: read and drop it.
-                    if let (Some(shared), Some(id)) = (weak.upgrade(), *id_cell.borrow()) {
-                        let mut inner = shared.borrow_mut();
-                        if let Some(Sink::Stream { cancelled, .. }) = inner.sinks.get_mut(&id) {
-                            *cancelled = true;
-                        }
-                        if inner.any_stream_wants_data() {
-                            inner.set_paused(false);
-                        }
-                    }
-                })
-                .into_js_value()
-            };
-            let _ = Reflect::set(&source, &"pull".into(), &pull);
-            let _ = Reflect::set(&source, &"cancel".into(), &cancel);
-            let stream = Reflect::construct(&stream_ctor, &Array::of2(&source, &strategy))
-                .map_err(|_| Failure::new("UNSUPPORTED", "could not create a ReadableStream"))?;
-            let c = controller.borrow().clone();
-            let (id, done) = enqueue_with(&s, cmd, Some(Sink::Stream { controller: c, cancelled: false }))?;
-            *id_cell.borrow_mut() = Some(id);
-            let (tx, started) = oneshot::channel();
-            s.borrow_mut().started.insert(id, tx);
-            dispatch(&s);
-            wait(&s, started, "the command", &ctx).await?;
-            // The rest of the body has no caller waiting: errors reach the stream.
-            drop(done);
-            Ok(stream)
-        })
-    }
-}
-
-#[wasm_bindgen]
-impl Pop3Client {
-    /// Opens a session: WebSocket to the bridge, the bridge's connection to
-    /// the server, greeting, CAPA, and STLS when `tls: 'starttls'`.
-    #[wasm_bindgen(js_name = connect)]
-    pub fn connect_js(opts: JsValue) -> Promise {
-        promise(async move {
-            let opts = ConnectOptions::read(&opts)?;
-            connect(opts).await.map(JsValue::from)
-        })
-    }
-
-    /// The server's greeting text (after `+OK `).
-    #[wasm_bindgen(getter)]
-    pub fn greeting(&self) -> Option<String> {
-        self.shared.borrow().session.greeting().map(|g| g.text.clone())
-    }
-
-    /// TLS to the server: `{ protocol, cipher, certificate: { subject, issuer, notAfter } }`, or null.
-    #[wasm_bindgen(getter)]
-    pub fn tls(&self) -> JsValue {
-        self.shared.borrow().tls.clone()
-    }
-
-    /// The session's state: AUTHORIZATION, TRANSACTION or CLOSED.
-    #[wasm_bindgen(getter)]
-    pub fn state(&self) -> String {
-        let inner = self.shared.borrow();
-        let s = inner.session.state();
-        if inner.failure.is_some() { State::Closed.name() } else { s.name() }.to_string()
-    }
-
-    /// Whether commands are being pipelined (the server announced PIPELINING).
-    #[wasm_bindgen(getter)]
-    pub fn pipelining(&self) -> bool {
-        self.shared.borrow().session.pipelining()
-    }
-
-    /// Spec deviations the client tolerated so far: `[{ id, description }]`.
-    #[wasm_bindgen(getter)]
-    pub fn deviations(&self) -> JsValue {
-        let inner = self.shared.borrow();
-        let list: Array = inner
-            .session
-            .deviations()
-            .iter()
-            .map(|d| object(&[("id", d.id().into()), ("description", d.description().into())]))
-            .collect();
-        list.into()
-    }
-
-    /// The capabilities from the latest CAPA (`capa()`'s shape), or null
-    /// (none asked yet, or the server has no CAPA).
-    #[wasm_bindgen(getter)]
-    pub fn capabilities(&self) -> JsValue {
-        self.shared.borrow().session.capabilities().map_or(JsValue::NULL, capa_js)
-    }
-
-    /// `{ beforeStls, afterStls, afterLogin }`: the latest CAPA of each step
-    /// of the session (`capa()`'s shape, or null where there was none).
-    #[wasm_bindgen(getter, js_name = capaHistory)]
-    pub fn capa_history(&self) -> JsValue {
-        let inner = self.shared.borrow();
-        let h = inner.session.capa_history();
-        let step = |c: &Option<Capabilities>| c.as_ref().map_or(JsValue::NULL, capa_js);
-        object(&[
-            ("beforeStls", step(&h.before_stls)),
-            ("afterStls", step(&h.after_stls)),
-            ("afterLogin", step(&h.after_login)),
-        ])
-    }
-
-    /// The mechanisms `login()` would try now, strongest first: those the
-    /// server offers, less the readable ones without TLS (unless
-    /// `allowInsecureAuth`); none once logged in.
-    #[wasm_bindgen(getter, js_name = loginMechanisms)]
-    pub fn login_mechanisms(&self) -> JsValue {
-        let inner = self.shared.borrow();
-        inner.session.login_mechanisms().into_iter().map(JsValue::from_str).collect::<Array>().into()
-    }
-
-    /// Whether the greeting has a valid RFC 1939 timestamp, the only case
-    /// in which APOP is used (CVE-2007-1558).
-    #[wasm_bindgen(getter, js_name = apopUsable)]
-    pub fn apop_usable(&self) -> bool {
-        self.shared.borrow().session.apop_usable()
-    }
-
-    /// Asks CAPA and returns the parsed capabilities.
-    pub fn capa(&self, opts: JsValue) -> Promise {
-        self.call(&opts, |s, ctx| async move {
-            let r = ok_or_server_error(command(&s, Command::Capa, &ctx).await?)?;
-            let caps = Capabilities::parse(r.body.as_deref().unwrap_or_default());
-            Ok(capa_js(&caps))
-        })
-    }
-
-    /// Logs in with the strongest mechanism the server offers (SCRAM-SHA-256
-    /// > SCRAM-SHA-1 > CRAM-MD5 > APOP > PLAIN > LOGIN > USER/PASS; the
-    /// readable ones only over TLS unless `allowInsecureAuth`); resolves to
-    /// the mechanism used.
-    pub fn login(&self, user: JsValue, password: JsValue, opts: JsValue) -> Promise {
-        self.call(&opts, |s, ctx| async move {
-            let username = credential(user, "the user name")?;
-            let password = credential(password, "the password")?;
-            // The core's choice (proto::login), the same `loginMechanisms` shows.
-            let (offered, usable) = {
-                let inner = s.borrow();
-                (inner.session.offered_mechanisms(), inner.session.login_mechanisms())
-            };
-            let chosen = usable.first().copied().ok_or_else(|| {
-                if offered.is_empty() {
-                    Failure::new("UNSUPPORTED", "the server offers no login mechanism this client knows")
-                } else {
-                    Failure::new(
-                        "INSECURE_AUTH_REFUSED",
-                        format!(
-                            "the server offers only {} here, which would send the password readable without TLS; use tls: 'implicit' or 'starttls', or pass allowInsecureAuth: true",
-                            offered.join(", ")
-                        ),
-                    )
-                }
-            })?;
-            authenticate(&s, chosen, Credentials { username, password: Some(password), token: None }, &ctx).await?;
-            Ok(JsValue::from_str(chosen))
-        })
-    }
-
-    /// Logs in with a named mechanism: `auth('SCRAM-SHA-256', { username,
-    /// password })`, `auth('XOAUTH2', { username, token })`; also `USER`
-    /// and `APOP`.
-    pub fn auth(&self, mechanism: JsValue, credentials: JsValue, opts: JsValue) -> Promise {
-        self.call(&opts, |s, ctx| async move {
-            let mechanism = credential(mechanism, "the mechanism")?.to_ascii_uppercase();
-            let creds = Credentials {
-                username: credential(get(&credentials, "username"), "`username`")?,
-                password: opt_string(&credentials, "password")?,
-                token: opt_string(&credentials, "token")?,
-            };
-            authenticate(&s, &mechanism, creds, &ctx).await?;
-            Ok(JsValue::from_str(&mechanism))
-        })
-    }
-
-    /// RFC 1939 APOP: only when the greeting carries a valid timestamp.
-    pub fn apop(&self, user: JsValue, password: JsValue, opts: JsValue) -> Promise {
-        self.call(&opts, |s, ctx| async move {
-            let creds = Credentials {
-                username: credential(user, "the user name")?,
-                password: Some(credential(password, "the password")?),
-                token: None,
-            };
-            authenticate(&s, "APOP", creds, &ctx).await?;
-            Ok("APOP".into())
-        })
-    }
-
-    pub fn stat(&self, opts: JsValue) -> Promise {
-        self.call(&opts, |s, ctx| async move {
-            let r = ok_or_server_error(command(&s, Command::Stat, &ctx).await?)?;
-            let (count, size) = parse_stat(&r.text)?;
-            Ok(object(&[("count", (count as f64).into()), ("size", (size as f64).into())]))
-        })
-    }
-
-    /// `list()` → `[{ id, size }]`; `list(n)` → `{ id, size }`.
-    pub fn list(&self, msg: JsValue, opts: JsValue) -> Promise {
-        let (msg, opts) = split_optional(msg, opts);
-        self.call(&opts, |s, ctx| async move {
-            let msg =
-                if msg.is_undefined() || msg.is_null() { None } else { Some(msg_arg(&msg, "list(n)")?) };
-            let r = ok_or_server_error(command(&s, Command::List { msg }, &ctx).await?)?;
-            match msg {
-                Some(_) => {
-                    let (id, size) = parse_list_entry(&r.text)?;
-                    Ok(id_size(id, size))
-                }
-                None => {
-                    let list = parse_list(r.body.as_deref().unwrap_or_default())?;
-                    Ok(list.into_iter().map(|(id, size)| id_size(id, size)).collect::<Array>().into())
-                }
-            }
-        })
-    }
-
-    /// `uidl()` → `[{ id, uid }]`; `uidl(n)` → `{ id, uid }`.
-    pub fn uidl(&self, msg: JsValue, opts: JsValue) -> Promise {
-        let (msg, opts) = split_optional(msg, opts);
-        self.call(&opts, |s, ctx| async move {
-            let msg =
-                if msg.is_undefined() || msg.is_null() { None } else { Some(msg_arg(&msg, "uidl(n)")?) };
-            let r = ok_or_server_error(command(&s, Command::Uidl { msg }, &ctx).await?)?;
-            match msg {
-                Some(_) => {
-                    let (id, uid) = parse_uidl_entry(&r.text)?;
-                    Ok(id_uid(id, &uid))
-                }
-                None => {
-                    let list = parse_uidl(r.body.as_deref().unwrap_or_default())?;
-                    Ok(list.into_iter().map(|(id, uid)| id_uid(id, &uid)).collect::<Array>().into())
-                }
-            }
-        })
-    }
-
-    /// The headers and the first `lines` body lines, as bytes.
-    pub fn top(&self, msg: JsValue, lines: JsValue, opts: JsValue) -> Promise {
-        self.call(&opts, |s, ctx| async move {
-            let msg = msg_arg(&msg, "top(n, lines)")?;
-            let lines = lines_arg(&lines)?;
-            Ok(collected_body(collect(&s, Command::Top { msg, lines }, None, &ctx).await?)?.into())
-        })
-    }
-
-    /// The whole message, byte-exact after dot-unstuffing. With
-    /// `{ onProgress(received, total) }` progress is reported as it arrives
-    /// (`total`: the size the server announced, or null).
-    pub fn retr(&self, msg: JsValue, opts: JsValue) -> Promise {
-        self.call(&opts.clone(), |s, ctx| async move {
-            let msg = msg_arg(&msg, "retr(n)")?;
-            let on_progress = opt_function(&opts, "onProgress")?;
-            Ok(collected_body(collect(&s, Command::Retr { msg }, on_progress, &ctx).await?)?.into())
-        })
-    }
-
-    /// `RETR n` as a `ReadableStream<Uint8Array>`: the message never sits
-    /// whole in memory. Resolves when the server said `+OK`.
-    #[wasm_bindgen(js_name = retrStream)]
-    pub fn retr_stream(&self, msg: JsValue, opts: JsValue) -> Promise {
-        match msg_arg(&msg, "retrStream(n)") {
-            Ok(msg) => self.stream(Command::Retr { msg }, opts),
-            Err(e) => promise(async move { Err(e) }),
-        }
-    }
-
-    /// `TOP n lines` as a `ReadableStream<Uint8Array>`.
-    #[wasm_bindgen(js_name = topStream)]
-    pub fn top_stream(&self, msg: JsValue, lines: JsValue, opts: JsValue) -> Promise {
-        match (msg_arg(&msg, "topStream(n, lines)"), lines_arg(&lines)) {
-            (Ok(msg), Ok(lines)) => self.stream(Command::Top { msg, lines }, opts),
-            (Err(e), _) | (_, Err(e)) => promise(async move { Err(e) }),
-        }
-    }
-
-    /// For every message (or `ids`): size, UID and decoded headers, from
-    /// LIST + UIDL + `TOP n 0`, pipelined. `{ onProgress(done, total) }`.
-    pub fn summaries(&self, ids: JsValue, opts: JsValue) -> Promise {
-        let (ids, opts) = split_optional(ids, opts);
-        self.call(&opts.clone(), |s, ctx| async move {
-            let on_progress = opt_function(&opts, "onProgress")?;
-            let given = if ids.is_undefined() || ids.is_null() {
-                None
-            } else {
-                Some(ids_arg(&ids, "summaries(ids)")?)
-            };
-            let mut entries: Vec<SummaryJs> = Vec::new();
-            let mut tops = Vec::new();
-            match given {
-                None => {
-                    let list = enqueue(&s, Command::List { msg: None })?;
-                    let uidl = enqueue(&s, Command::Uidl { msg: None })?;
-                    dispatch(&s);
-                    let list = ok_or_server_error(wait(&s, list, "LIST", &ctx).await?)?;
-                    let uidl = wait(&s, uidl, "UIDL", &ctx).await?;
-                    let mut uids = match uidl.is_ok() {
-                        true => parse_uidl(uidl.body.as_deref().unwrap_or_default())?,
-                        false => Vec::new(),
-                    };
-                    uids.sort_unstable_by_key(|(id, _)| *id);
-                    let uid_of =
-                        |id: u32| uids.binary_search_by_key(&id, |(k, _)| *k).ok().map(|i| uids[i].1.clone());
-                    for (id, size) in parse_list(list.body.as_deref().unwrap_or_default())? {
-                        tops.push(enqueue(&s, Command::Top { msg: id, lines: 0 })?);
-                        entries.push(SummaryJs::new(id, Some(size), uid_of(id)));
-                    }
-                    dispatch(&s);
-                    fill_summaries(&s, &ctx, &mut entries, tops, on_progress).await?;
-                }
-                Some(ids) => {
-                    let mut per_id = Vec::new();
-                    for &id in &ids {
-                        let list = enqueue(&s, Command::List { msg: Some(id) })?;
-                        let uidl = enqueue(&s, Command::Uidl { msg: Some(id) })?;
-                        tops.push(enqueue(&s, Command::Top { msg: id, lines: 0 })?);
-                        per_id.push((list, uidl));
-                        entries.push(SummaryJs::new(id, None, None));
-                    }
-                    dispatch(&s);
-                    for (entry, (list, uidl)) in entries.iter_mut().zip(per_id) {
-                        let list = wait(&s, list, "LIST", &ctx).await?;
-                        match list.clone().into_result(false) {
-                            Ok(r) => entry.size = Some(parse_list_entry(&r.text)?.1),
-                            Err(e) => entry.error = Some(e.to_string()),
-                        }
-                        let uidl = wait(&s, uidl, "UIDL", &ctx).await?;
-                        if uidl.is_ok() {
-                            entry.uid = Some(parse_uidl_entry(&uidl.text)?.1);
-                        }
-                    }
-                    fill_summaries(&s, &ctx, &mut entries, tops, on_progress).await?;
-                }
-            }
-            Ok(entries.iter().map(SummaryJs::to_js).collect::<Array>().into())
-        })
-    }
-
-    /// RETR for many messages, pipelined: `[{ id, body, error }]` in the
-    /// order given (`body` null where the server refused).
-    #[wasm_bindgen(js_name = retrMany)]
-    pub fn retr_many(&self, ids: JsValue, opts: JsValue) -> Promise {
-        self.call(&opts.clone(), |s, ctx| async move {
-            let ids = ids_arg(&ids, "retrMany(ids)")?;
-            let on_progress = opt_function(&opts, "onProgress")?;
-            let rxs = ids
-                .iter()
-                .map(|&msg| enqueue_collect(&s, Command::Retr { msg }, None))
-                .collect::<Result<Vec<_>, _>>()?;
-            dispatch(&s);
-            let out = Array::new();
-            let total = ids.len() as f64;
-            for (k, (id, rx)) in ids.iter().zip(rxs).enumerate() {
-                let r = wait(&s, rx, "RETR", &ctx).await?;
-                let o = Object::new();
-                let _ = Reflect::set(&o, &"id".into(), &(*id).into());
-                match collected_body(r) {
-                    Ok(body) => {
-                        let _ = Reflect::set(&o, &"body".into(), &body);
-                        let _ = Reflect::set(&o, &"error".into(), &JsValue::NULL);
-                    }
-                    Err(f) => {
-                        let _ = Reflect::set(&o, &"body".into(), &JsValue::NULL);
-                        let _ = Reflect::set(&o, &"error".into(), &f.into());
-                    }
-                }
-                out.push(&o);
-                if let Some(f) = &on_progress {
-                    let _ = f.call2(&JsValue::NULL, &((k + 1) as f64).into(), &total.into());
-                }
-            }
-            Ok(out.into())
-        })
-    }
-
-    /// DELE for many messages, pipelined: `[{ id, error }]` (`error` null
-    /// when marked). Nothing is deleted until `quit()`.
-    #[wasm_bindgen(js_name = deleMany)]
-    pub fn dele_many(&self, ids: JsValue, opts: JsValue) -> Promise {
-        self.call(&opts, |s, ctx| async move {
-            let ids = ids_arg(&ids, "deleMany(ids)")?;
-            let rxs =
-                ids.iter().map(|&msg| enqueue(&s, Command::Dele { msg })).collect::<Result<Vec<_>, _>>()?;
-            dispatch(&s);
-            let out = Array::new();
-            for (id, rx) in ids.iter().zip(rxs) {
-                let r = wait(&s, rx, "DELE", &ctx).await?;
-                let o = Object::new();
-                let _ = Reflect::set(&o, &"id".into(), &(*id).into());
-                let error = match ok_or_server_error(r) {
-                    Ok(_) => JsValue::NULL,
-                    Err(f) => f.into(),
-                };
-                let _ = Reflect::set(&o, &"error".into(), &error);
-                out.push(&o);
-            }
-            Ok(out.into())
-        })
-    }
-
-    /// Marks a message deleted; it goes only when `quit()` is answered.
-    pub fn dele(&self, msg: JsValue, opts: JsValue) -> Promise {
-        self.call(&opts, |s, ctx| async move {
-            let msg = msg_arg(&msg, "dele(n)")?;
-            let r = ok_or_server_error(command(&s, Command::Dele { msg }, &ctx).await?)?;
-            Ok(r.text.into())
-        })
-    }
-
-    pub fn rset(&self, opts: JsValue) -> Promise {
-        self.call(&opts, |s, ctx| async move {
-            let r = ok_or_server_error(command(&s, Command::Rset, &ctx).await?)?;
-            Ok(r.text.into())
-        })
-    }
-
-    pub fn noop(&self, opts: JsValue) -> Promise {
-        self.call(&opts, |s, ctx| async move {
-            let r = ok_or_server_error(command(&s, Command::Noop, &ctx).await?)?;
-            Ok(r.text.into())
-        })
-    }
-
-    /// Sends one command line as typed and returns the answer whatever it
-    /// is: `{ ok, status, respCode, text, body }` (`body`: Uint8Array for
-    /// multi-line answers, else null). `-ERR` does not reject.
-    pub fn raw(&self, line: JsValue, opts: JsValue) -> Promise {
-        self.call(&opts, |s, ctx| async move {
-            let line = credential(line, "the command line")?;
-            let cmd = Command::parse_raw(&line)?;
-            if matches!(cmd, Command::Pass { .. }) {
-                check_secure(&s, "PASS")?;
-            }
-            let logs_in = matches!(cmd, Command::Pass { .. } | Command::Apop { .. });
-            let (r, body) = match cmd {
-                // Resolves once TLS is up (or with the server's -ERR).
-                Command::Stls => {
-                    let tls_ms = s.borrow().deadlines.tls;
-                    let handshake = Ctx { timeout_ms: tls_ms, signal: ctx.signal.clone() };
-                    (starttls(&s, &ctx, &handshake).await?, None)
-                }
-                // The core reads CAPA itself: its body stays in the core.
-                Command::Capa => {
-                    let r = command(&s, cmd, &ctx).await?;
-                    let body = r.body.as_deref().map(Uint8Array::from);
-                    (r, body)
-                }
-                cmd if cmd.is_multiline() => {
-                    let c = collect(&s, cmd, None, &ctx).await?;
-                    (c.response, c.body)
-                }
-                cmd => (command(&s, cmd, &ctx).await?, None),
-            };
-            if logs_in && r.is_ok() {
-                // As login(): the call ends with the new capabilities known.
-                after_login(&s, &ctx).await?;
-            }
-            let o = Object::new();
-            let set = |k: &str, v: JsValue| {
-                let _ = Reflect::set(&o, &k.into(), &v);
-            };
-            set("ok", r.is_ok().into());
-            set("status", (if r.status == Status::Ok { "+OK" } else { "-ERR" }).into());
-            set("respCode", r.resp_code.as_deref().map_or(JsValue::NULL, JsValue::from_str));
-            set("text", r.text.as_str().into());
-            set("body", body.map_or(JsValue::NULL, JsValue::from));
-            Ok(o.into())
-        })
-    }
-
-    /// QUIT: the server commits the deletions, then the connection closes.
-    pub fn quit(&self, opts: JsValue) -> Promise {
-        self.call(&opts, |s, ctx| async move {
-            let r = command(&s, Command::Quit, &ctx).await;
-            s.borrow_mut().close_socket("quit");
-            let r = ok_or_server_error(r?)?;
-            Ok(r.text.into())
-        })
-    }
-
-    /// Drops the session without QUIT: nothing marked is deleted.
-    pub fn close(&self) {
-        fail(
-            &self.shared,
-            Failure::new("CONNECTION_CLOSED", "the session was closed by close(); nothing was committed"),
-        );
-    }
-}
-
-fn lines_arg(lines: &JsValue) -> Result<u32, Failure> {
-    match lines.as_f64() {
-        Some(l) if l.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&l) => Ok(l as u32),
-        _ => Err(Failure::invalid_argument("lines must be an integer from 0")),
-    }
-}
-
-impl SummaryJs {
-    fn to_js(&self) -> JsValue {
-        object(&[
-            ("id", self.id.into()),
-            ("uid", opt_str(&self.uid)),
-            ("size", self.size.map_or(JsValue::NULL, |s| (s as f64).into())),
-            ("from", opt_str(&self.from)),
-            ("to", opt_str(&self.to)),
-            ("subject", opt_str(&self.subject)),
-            ("date", opt_str(&self.date)),
-            ("messageId", opt_str(&self.message_id)),
-            ("error", opt_str(&self.error)),
-        ])
-    }
-
-    fn new(id: u32, size: Option<u64>, uid: Option<String>) -> Self {
-        SummaryJs {
-            id,
-            uid,
-            size,
-            from: None,
-            to: None,
-            subject: None,
-            date: None,
-            message_id: None,
-            error: None,
-        }
-    }
-}
-
-/// Waits for the `TOP n 0` answers in order and decodes their headers.
-async fn fill_summaries(
-    s: &Shared,
-    ctx: &Ctx,
-    entries: &mut [SummaryJs],
-    tops: Vec<oneshot::Receiver<Reply>>,
-    on_progress: Option<Function>,
-) -> Result<(), Failure> {
-    let total = entries.len() as f64;
-    for (k, (entry, rx)) in entries.iter_mut().zip(tops).enumerate() {
-        let r = wait(s, rx, "TOP", ctx).await?;
-        match ok_or_server_error(r) {
-            Ok(r) => {
-                let h = summarize(r.body.as_deref().unwrap_or_default());
-                entry.from = h.from;
-                entry.to = h.to;
-                entry.subject = h.subject;
-                entry.date = h.date;
-                entry.message_id = h.message_id;
-            }
-            Err(f) => {
-                entry.error.get_or_insert(f.message);
-            }
-        }
-        if let Some(f) = &on_progress {
-            let _ = f.call2(&JsValue::NULL, &((k + 1) as f64).into(), &total.into());
-        }
-    }
-    Ok(())
+fn summary_js(s: &Summary) -> JsValue {
+    let h = &s.headers;
+    object(&[
+        ("id", s.id.into()),
+        ("uid", opt_str(&s.uid)),
+        ("size", s.size.map_or(JsValue::NULL, |s| (s as f64).into())),
+        ("from", opt_str(&h.from)),
+        ("to", opt_str(&h.to)),
+        ("subject", opt_str(&h.subject)),
+        ("date", opt_str(&h.date)),
+        ("messageId", opt_str(&h.message_id)),
+        ("error", opt_str(&s.error)),
+    ])
 }

@@ -27,11 +27,6 @@ extern "C" {
     #[wasm_bindgen(method, setter = onerror)]
     pub fn set_onerror(this: &Socket, f: &js_sys::Function);
 
-    #[wasm_bindgen(js_name = setInterval)]
-    fn set_interval(f: &js_sys::Function, ms: f64) -> JsValue;
-    #[wasm_bindgen(js_name = clearInterval)]
-    fn clear_interval(id: &JsValue);
-
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout(f: &js_sys::Function, ms: f64) -> JsValue;
     #[wasm_bindgen(js_name = clearTimeout)]
@@ -74,6 +69,13 @@ impl Timer {
     }
 }
 
+impl Timer {
+    /// Does not keep a Node process alive (a no-op in browsers).
+    pub fn unref(&self) {
+        call_if_present(&self.id, "unref");
+    }
+}
+
 impl Drop for Timer {
     fn drop(&mut self) {
         clear_timeout(&self.id);
@@ -90,35 +92,17 @@ pub fn call_if_present(obj: &JsValue, name: &str) {
     }
 }
 
-/// A repeating timer that does not keep a Node process alive; dropping it
-/// stops it.
-pub struct Interval {
-    id: JsValue,
-    _callback: Closure<dyn FnMut()>,
-}
-
-impl Interval {
-    pub fn every(ms: f64, f: impl FnMut() + 'static) -> Interval {
-        let callback = Closure::<dyn FnMut()>::new(f);
-        let id = set_interval(callback.as_ref().unchecked_ref(), ms);
-        call_if_present(&id, "unref");
-        Interval { id, _callback: callback }
-    }
-}
-
-impl Drop for Interval {
-    fn drop(&mut self) {
-        clear_interval(&self.id);
-    }
-}
-
-/// Random bytes from the platform's CSPRNG (`crypto.getRandomValues`, in
-/// browsers and Node alike).
-pub fn random_bytes(n: usize) -> Option<Vec<u8>> {
-    let crypto = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
-    let f: js_sys::Function =
-        js_sys::Reflect::get(&crypto, &JsValue::from_str("getRandomValues")).ok()?.dyn_into().ok()?;
-    let buf = js_sys::Uint8Array::new_with_length(n as u32);
-    f.call1(&crypto, &buf).ok()?;
-    Some(buf.to_vec())
+/// Fills `buf` from the platform's CSPRNG (`crypto.getRandomValues`, in
+/// browsers and Node alike); false when there is none.
+pub fn random_bytes(buf: &mut [u8]) -> bool {
+    let mut fill = || -> Option<()> {
+        let crypto = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
+        let f: js_sys::Function =
+            js_sys::Reflect::get(&crypto, &JsValue::from_str("getRandomValues")).ok()?.dyn_into().ok()?;
+        let array = js_sys::Uint8Array::new_with_length(buf.len() as u32);
+        f.call1(&crypto, &array).ok()?;
+        array.copy_to(buf);
+        Some(())
+    };
+    fill().is_some()
 }

@@ -17,6 +17,7 @@ mod failure;
 mod js;
 #[cfg(feature = "tls")]
 mod tls;
+mod transport;
 
 use wasm_bindgen::prelude::*;
 

@@ -14,8 +14,9 @@ use wasm_bindgen::prelude::*;
 
 use super::{
     client::{object, opt_str, strings},
-    failure::Failure,
+    failure::js_error as pop3_error,
 };
+use crate::driver::Failure;
 use crate::tls::{CertificateDetails, TlsClient, TlsError, TlsInfo};
 
 #[wasm_bindgen]
@@ -35,7 +36,9 @@ impl TlsEngine {
             None if ca.is_null() || ca.is_undefined() => Vec::new(),
             None => match ca.dyn_into::<Uint8Array>() {
                 Ok(bytes) => bytes.to_vec(),
-                Err(_) => return Err(Failure::invalid_argument("`ca` must be a PEM string or bytes").into()),
+                Err(_) => {
+                    return Err(pop3_error(&Failure::invalid_argument("`ca` must be a PEM string or bytes")));
+                }
             },
         };
         TlsClient::new(host, &ca, secs(now_ms)).map(|inner| TlsEngine { inner }).map_err(js_error)
@@ -115,12 +118,7 @@ fn secs(now_ms: f64) -> u64 {
 /// A `Pop3Error`: `TLS_FAILED` (or `INVALID_ARGUMENT`, `INVALID_STATE` for
 /// the caller's mistakes) with `reason`, the kind in one word.
 fn js_error(e: TlsError) -> JsValue {
-    let code = match e {
-        TlsError::InvalidHost(_) | TlsError::InvalidCa(_) => "INVALID_ARGUMENT",
-        TlsError::Closed => "INVALID_STATE",
-        _ => "TLS_FAILED",
-    };
-    let error: JsValue = Failure::new(code, e.to_string()).into();
+    let error = pop3_error(&Failure::from(e.clone()));
     let _ = js_sys::Reflect::set(&error, &"reason".into(), &e.reason().into());
     error
 }
@@ -142,7 +140,7 @@ fn info_js(info: &TlsInfo) -> JsValue {
     ])
 }
 
-fn chain_js(chain: &[CertificateDetails]) -> JsValue {
+pub(super) fn chain_js(chain: &[CertificateDetails]) -> JsValue {
     chain
         .iter()
         .map(|c| {
