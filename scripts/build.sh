@@ -38,10 +38,11 @@ wasm_module wasm-tls pop3_wasm_tls --features tls
 cargo build --quiet -p ws-bridge --profile "$bridge_profile"
 
 # The pages load the package's browser entry without a bundler: put a copy
-# of it (JS + wasm) next to them.
+# of it (JS + both wasm modules: the TLS-capable one is fetched only by a
+# session that asks for end-to-end TLS) next to them.
 mkdir -p web/pop3-wasm/js web/pop3-wasm/pkg
 cp pop3-wasm/js/*.js web/pop3-wasm/js/
-cp "$out/pop3_wasm.js" "$out/pop3_wasm_bg.wasm" web/pop3-wasm/pkg/
+cp "$out/pop3_wasm.js" "$out/pop3_wasm_bg.wasm" "$out/pop3_wasm_tls.js" "$out/pop3_wasm_tls_bg.wasm" web/pop3-wasm/pkg/
 
 # The checker page decodes messages with postal-mime (ESM, no bundler):
 # a copy of its browser build next to the pages.

@@ -1,9 +1,18 @@
 // Browser entry (no bundler needed; Vite handles it too): fetches the .wasm
-// next to this module and uses the page's WebSocket.
-import init, { configure, Pop3Client } from '../pkg/pop3_wasm.js';
-import { Pop3Error } from './errors.js';
+// next to this module and uses the page's WebSocket. The TLS-capable module
+// is fetched only by the first session that asks for `endToEnd`.
+import init, * as plain from '../pkg/pop3_wasm.js';
+import { ErrorCode, Pop3Error, TlsReason } from './errors.js';
+import { pop3Client } from './entry.js';
 
 await init({ module_or_path: new URL('../pkg/pop3_wasm_bg.wasm', import.meta.url) });
-configure(Pop3Error, undefined);
+plain.configure(Pop3Error, undefined);
 
-export { Pop3Client, Pop3Error };
+const Pop3Client = pop3Client(plain, async () => {
+  const m = await import('../pkg/pop3_wasm_tls.js');
+  await m.default({ module_or_path: new URL('../pkg/pop3_wasm_tls_bg.wasm', import.meta.url) });
+  m.configure(Pop3Error, undefined);
+  return m;
+});
+
+export { ErrorCode, Pop3Client, Pop3Error, TlsReason };

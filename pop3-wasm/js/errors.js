@@ -1,3 +1,5 @@
+export { ErrorCode, TlsReason } from './error-codes.js';
+
 // The one error class every failing call rejects with. `code` is one of the
 // documented codes (see README); `respCode` and `serverText` carry what the
 // server said, when it said something; `reason`, on TLS_FAILED, says why in

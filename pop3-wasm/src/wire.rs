@@ -414,6 +414,17 @@ pub enum TlsReason {
 }
 
 impl TlsReason {
+    pub const ALL: [TlsReason; 8] = [
+        TlsReason::Untrusted,
+        TlsReason::Expired,
+        TlsReason::NotYetValid,
+        TlsReason::WrongName,
+        TlsReason::BadCertificate,
+        TlsReason::Alert,
+        TlsReason::Protocol,
+        TlsReason::Truncated,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TlsReason::Untrusted => "untrusted",
@@ -428,18 +439,7 @@ impl TlsReason {
     }
 
     pub fn parse(s: &str) -> Option<TlsReason> {
-        [
-            TlsReason::Untrusted,
-            TlsReason::Expired,
-            TlsReason::NotYetValid,
-            TlsReason::WrongName,
-            TlsReason::BadCertificate,
-            TlsReason::Alert,
-            TlsReason::Protocol,
-            TlsReason::Truncated,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+        TlsReason::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
     /// The sentence when nothing more is known (the bridge's words).

@@ -1,6 +1,17 @@
 // Compiled (never run) by tests/e2e/types.test.mjs: the package's types
 // must accept what the README shows and reject what is wrong.
-import { Pop3Client, Pop3Error, type Capabilities, type Mechanism, type Summary, type TranscriptLine } from 'pop3-wasm';
+import {
+  ErrorCode,
+  Pop3Client,
+  Pop3Error,
+  TlsReason,
+  type Capabilities,
+  type CertificateDetails,
+  type Mechanism,
+  type Phase,
+  type Summary,
+  type TranscriptLine,
+} from 'pop3-wasm';
 
 async function main(): Promise<void> {
   const lines: TranscriptLine[] = [];
@@ -36,6 +47,32 @@ async function main(): Promise<void> {
   c.apopUsable = true;
   await c.quit();
   c.close();
+  // End-to-end TLS: the client's own, the bridge relays ciphertext; `ca` works in browsers too.
+  const phases: Phase[] = [];
+  const e = await Pop3Client.connect({
+    bridge: 'ws://127.0.0.1:8080/pop3',
+    host: 'pop.example.com',
+    tls: 'starttls',
+    endToEnd: true,
+    ca: new Uint8Array([48]),
+    onPhase: (p) => phases.push(p),
+  });
+  const endToEnd: boolean | undefined = e.tls?.endToEnd;
+  const chain: CertificateDetails[] | undefined = e.tls?.chain;
+  const names: string[] | undefined = chain?.[0].dnsNames;
+  const steps: Array<Phase['name']> = e.phases.map((p) => p.name);
+  void [endToEnd, names, steps];
+  e.close();
+  try {
+    await e.noop();
+  } catch (err) {
+    if (err instanceof Pop3Error && err.code === ErrorCode.TLS_FAILED && err.reason === TlsReason.WRONG_NAME) console.log(err.message);
+  }
+  // @ts-expect-error: endToEnd is a boolean
+  await Pop3Client.connect({ host: 'x', endToEnd: 'yes' });
+  // @ts-expect-error: phase names are a closed list
+  const step: Phase['name'] = 'dns';
+  void step;
   // Node: the direct transport.
   const d = await Pop3Client.connect({ host: 'pop.example.com', port: 995, ca: '-----BEGIN CERTIFICATE-----', maxBodyBytes: 1 << 20 });
   d.close();

@@ -1,6 +1,6 @@
 // The mailbox checker: connect, show what the server offers, list the
 // messages (pipelined summaries), open one, mark and commit deletions.
-import { Pop3Client } from '../pop3-wasm/js/browser.js';
+import { ErrorCode, Pop3Client } from '../pop3-wasm/js/browser.js';
 import { $, el, formatSize, loadDemo, fillForm, showDemoBanner, connectOptions, explain, errorBox, daysUntil } from './common.js';
 
 /** Transcript lines kept on the page (a 1.5 MB RETR alone has ~20 000). */
@@ -63,7 +63,7 @@ function ended() {
   for (const b of document.querySelectorAll('#messages td.subject button')) b.disabled = true;
 }
 
-const FATAL = new Set(['CONNECTION_CLOSED', 'TIMEOUT', 'PROTOCOL_ERROR', 'BRIDGE_UNREACHABLE', 'TLS_FAILED']);
+const FATAL = new Set([ErrorCode.CONNECTION_CLOSED, ErrorCode.TIMEOUT, ErrorCode.PROTOCOL_ERROR, ErrorCode.BRIDGE_UNREACHABLE, ErrorCode.TLS_FAILED]);
 
 function failed(err) {
   showError(err);

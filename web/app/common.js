@@ -1,6 +1,7 @@
 // What the checker and the playground share: the connection form, the
 // demo's settings, and errors in words a postmaster understands.
 import { respCodeHint } from '../pop3-wasm/js/resp-codes.js';
+import { ErrorCode } from '../pop3-wasm/js/error-codes.js';
 
 export const $ = (id) => document.getElementById(id);
 
@@ -114,40 +115,40 @@ export function explain(err, ctx = {}) {
   const code = err?.code;
   const m = (title, text, detail) => ({ title, text, detail, code });
   switch (code) {
-    case 'BRIDGE_UNREACHABLE':
+    case ErrorCode.BRIDGE_UNREACHABLE:
       return m('Cannot reach the bridge', `Nothing answered at ${ctx.bridge || 'the bridge URL'}. Check that ws-bridge is running and that the URL is right (ws:// or wss://, ending in /pop3).`);
-    case 'BRIDGE_REJECTED':
+    case ErrorCode.BRIDGE_REJECTED:
       return m('The bridge refused this server', `ws-bridge will not connect to ${target}. A bridge relays only to the servers it allows (by default public hosts on ports 110 and 995, never private addresses); an access token or this page's origin may also be refused. Ask whoever runs the bridge to allow it.`);
-    case 'CONNECT_FAILED':
+    case ErrorCode.CONNECT_FAILED:
       return m('Cannot connect to the server', `The bridge could not open a TCP connection to ${target}: the server is down, the port is closed, or a firewall drops the connection.`, err?.message);
-    case 'TLS_FAILED':
+    case ErrorCode.TLS_FAILED:
       return m('TLS certificate problem', `The secure connection to ${target} failed: the certificate is not trusted, has expired, or does not name this host — or the port does not speak TLS (implicit TLS is usually port 995; STLS upgrades port 110).`, err?.message);
-    case 'AUTH_FAILED': {
+    case ErrorCode.AUTH_FAILED: {
       // [AUTH] or no code: the credentials (IN-USE, LOGIN-DELAY and SYS/*
       // on a login are SERVER_ERROR, below).
       const hint = respCodeHint(err?.respCode);
       if (hint) return m(hint.title, hint.text, said);
       return m('Wrong user name or password', 'The server refused the login: the password is wrong, the user does not exist, or the account is locked.', said ?? err?.message);
     }
-    case 'INSECURE_AUTH_REFUSED':
+    case ErrorCode.INSECURE_AUTH_REFUSED:
       return m('Password not sent: no TLS', 'This session has no TLS to the server, so the password would travel readable. Choose implicit TLS or STLS — or, for a test server only, tick “Send the password without TLS”.');
-    case 'TIMEOUT':
+    case ErrorCode.TIMEOUT:
       return m('The server did not answer in time', `No answer from ${target} within the time limit: the server or the network is slow, or packets are being dropped.`);
-    case 'CONNECTION_CLOSED':
+    case ErrorCode.CONNECTION_CLOSED:
       return m('The connection closed', 'The server or the bridge closed the connection unexpectedly (the server hung up, an idle timeout, or the bridge stopped). Nothing marked for deletion was deleted.', said ?? err?.message);
-    case 'SERVER_ERROR': {
+    case ErrorCode.SERVER_ERROR: {
       const rc = err?.respCode ? `Response code: ${err.respCode}` : null;
       const hint = respCodeHint(err?.respCode);
       if (hint) return m(hint.title, hint.text, [said, rc].filter(Boolean).join(' — '));
       return m('The server refused the command', said ?? 'The server answered -ERR.', rc);
     }
-    case 'PROTOCOL_ERROR':
+    case ErrorCode.PROTOCOL_ERROR:
       return m('Not a POP3 answer', `What came back from ${target} does not follow the POP3 protocol. Is this really a POP3 port (and the right security setting for it)?`, err?.message);
-    case 'UNSUPPORTED':
+    case ErrorCode.UNSUPPORTED:
       return m('Not supported', `${target} does not offer this: ${err?.message ?? ''}`);
-    case 'INVALID_STATE':
+    case ErrorCode.INVALID_STATE:
       return m('Not possible right now', `That command is not valid in this state of the session (nothing was sent): ${err?.message ?? ''}`);
-    case 'INVALID_ARGUMENT':
+    case ErrorCode.INVALID_ARGUMENT:
       return m('Check the form', err?.message ?? 'A value is not valid.');
     default:
       return m('Something went wrong', err?.message ?? String(err));

@@ -5,7 +5,7 @@
 // the diagnosis as long output.
 import { Command, CommanderError, Option } from 'commander';
 import fs from 'node:fs';
-import { Pop3Error, UsageError, daysUntil, parseDuration, parsePort, credentials, target } from './common.js';
+import { ErrorCode, Pop3Error, UsageError, daysUntil, parseDuration, parsePort, credentials, target } from './common.js';
 import { checkMailbox } from './probe.js';
 import { DeliveryProbe, parseSendVia, smtpAuth } from './delivery.js';
 import { respCodeHint } from '../resp-codes.js';
@@ -20,7 +20,7 @@ const NAMES = ['OK', 'WARNING', 'CRITICAL', 'UNKNOWN'];
 const PHASES = ['total', 'connect', 'tls', 'greeting', 'auth', 'stat', 'list'];
 
 /** Error codes that say the check could not run, not that the server is bad. */
-const UNKNOWN_CODES = new Set(['INVALID_ARGUMENT', 'BRIDGE_UNREACHABLE', 'BRIDGE_REJECTED', 'INSECURE_AUTH_REFUSED', 'UNSUPPORTED']);
+const UNKNOWN_CODES = new Set([ErrorCode.INVALID_ARGUMENT, ErrorCode.BRIDGE_UNREACHABLE, ErrorCode.BRIDGE_REJECTED, ErrorCode.INSECURE_AUTH_REFUSED, ErrorCode.UNSUPPORTED]);
 
 /** `5` (the total) or `total=5,auth=1.5,connect=500ms` → { phase: ms }. */
 function parseTimes(v) {

@@ -5,10 +5,9 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import readline from 'node:readline';
-import { Pop3Client, Pop3Error } from '../node.js';
-import { directError, directWebSocket } from '../direct.js';
+import { ErrorCode, Pop3Client, Pop3Error } from '../node.js';
 
-export { Pop3Client, Pop3Error };
+export { ErrorCode, Pop3Client, Pop3Error };
 
 /** A usage mistake: reported as UNKNOWN by pop3-check, as an error by pop3. */
 export class UsageError extends Error {}
@@ -254,108 +253,27 @@ export async function credentials(o, t, { names = FLAG_NAMES, implicit = true } 
 }
 
 /**
- * Wraps a WebSocket constructor to note when the session's steps happen
- * (performance.now()): `open`, `connected`, `data` (first POP3 bytes: the
- * greeting), `stls` (asked), `tls` (upgraded). The wasm client sees the
- * same object as ever.
- */
-function instrument(Base, marks) {
-  return class Instrumented {
-    constructor(url, protocols) {
-      this._inner = new Base(url, protocols);
-    }
-
-    set binaryType(v) {
-      this._inner.binaryType = v;
-    }
-
-    get binaryType() {
-      return this._inner.binaryType;
-    }
-
-    set onopen(f) {
-      this._inner.onopen = (ev) => {
-        marks.open ??= performance.now();
-        f?.(ev);
-      };
-    }
-
-    set onmessage(f) {
-      this._inner.onmessage = (ev) => {
-        const now = performance.now();
-        if (typeof ev.data === 'string') {
-          const type = /"type"\s*:\s*"(\w+)"/.exec(ev.data)?.[1];
-          if (type === 'connected') marks.connected ??= now;
-          if (type === 'tls') marks.tls ??= now;
-        } else {
-          marks.data ??= now;
-        }
-        f?.(ev);
-      };
-    }
-
-    set onclose(f) {
-      this._inner.onclose = f;
-    }
-
-    set onerror(f) {
-      this._inner.onerror = f;
-    }
-
-    send(data) {
-      if (typeof data === 'string' && /"type"\s*:\s*"stls"/.test(data)) marks.stls ??= performance.now();
-      return this._inner.send(data);
-    }
-
-    close(code, reason) {
-      return this._inner.close(code, reason);
-    }
-
-    pause() {
-      this._inner.pause?.();
-    }
-
-    resume() {
-      this._inner.resume?.();
-    }
-  };
-}
-
-/**
- * Connects to `t` (direct, or through `t.bridge`). `marks` collects the
- * step times (see instrument); `marks.tcp`/`marks.implicitTls` come from
- * the direct transport itself.
+ * Connects to `t` (direct, or through `t.bridge`). `marks.phases` collects
+ * the connect sequence's steps as the client times them (`onPhase`:
+ * `{ name, startMs, ms, ok }`), `marks.start` when it began.
  */
 export async function open(t, { marks = {}, timeoutMs = 10_000, signal, onTranscript } = {}) {
-  let Base;
-  if (t.bridge) {
-    Base = globalThis.WebSocket ?? (await import('ws')).WebSocket;
-  } else {
-    Base = directWebSocket({
-      ca: t.ca,
-      onPhase: (phase, at) => {
-        if (phase === 'tcp') marks.tcp ??= at;
-        else if (phase === 'tls' && marks.implicitTls === undefined && marks.stls === undefined) marks.implicitTls = at;
-      },
-    });
-  }
   marks.start ??= performance.now();
-  try {
-    return await Pop3Client.connect({
-      bridge: t.bridge ?? 'direct:',
-      host: t.host,
-      port: t.port,
-      tls: t.tls,
-      token: t.token,
-      timeoutMs,
-      signal,
-      WebSocket: instrument(Base, marks),
-      onTranscript,
-      allowInsecureAuth: t.insecureAuth,
-    });
-  } catch (e) {
-    throw t.bridge ? e : directError(e);
-  }
+  marks.phases ??= [];
+  return Pop3Client.connect({
+    bridge: t.bridge,
+    host: t.host,
+    port: t.port,
+    tls: t.tls,
+    endToEnd: t.endToEnd,
+    token: t.token,
+    ca: t.ca,
+    timeoutMs,
+    signal,
+    onTranscript,
+    onPhase: (p) => marks.phases.push(p),
+    allowInsecureAuth: t.insecureAuth,
+  });
 }
 
 /**

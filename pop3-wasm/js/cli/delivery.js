@@ -15,14 +15,14 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import nodemailer from 'nodemailer';
 import PostalMime from 'postal-mime';
-import { UsageError, readSecretFile } from './common.js';
+import { ErrorCode, UsageError, readSecretFile } from './common.js';
 import { checkMailbox } from './probe.js';
 
 /** The header that carries the token; the Subject carries it too, for people. */
 export const TOKEN_HEADER = 'X-Pop3-Probe';
 
 /** Error codes after which polling again cannot help. */
-const FINAL = new Set(['AUTH_FAILED', 'INSECURE_AUTH_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'BRIDGE_REJECTED']);
+const FINAL = new Set([ErrorCode.AUTH_FAILED, ErrorCode.INSECURE_AUTH_REFUSED, ErrorCode.UNSUPPORTED, ErrorCode.INVALID_ARGUMENT, ErrorCode.BRIDGE_REJECTED]);
 
 /**
  * `smtp://host[:587]` (STARTTLS, required) or `smtps://host[:465]`
@@ -178,7 +178,7 @@ export class DeliveryProbe {
     try {
       list = (await c.uidl()).map((m) => ({ id: m.id, key: m.uid }));
     } catch (e) {
-      if (e?.code !== 'SERVER_ERROR') throw e;
+      if (e?.code !== ErrorCode.SERVER_ERROR) throw e;
       // No UIDL: look at every message each time.
       list = (await c.list()).map((m) => ({ id: m.id, key: null }));
     }

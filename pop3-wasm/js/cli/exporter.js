@@ -23,7 +23,7 @@ import http from 'node:http';
 import { createRequire } from 'node:module';
 import client from 'prom-client';
 import { Command, CommanderError } from 'commander';
-import { UsageError, parseDuration } from './common.js';
+import { ErrorCode, UsageError, parseDuration } from './common.js';
 import { checkMailbox, loginFailureReason } from './probe.js';
 import { DeliveryProbe } from './delivery.js';
 import { ConfigError, loadConfig, parseTarget } from './exporter-config.js';
@@ -300,7 +300,7 @@ export class Exporter {
       clearTimeout(timer);
       p.durationMs = performance.now() - started;
       p.queueMs = p.durationMs;
-      p.check = { error: { code: 'TIMEOUT', message: e.message }, step: 'queue', timings: Object.fromEntries(PHASES.map((k) => [k, null])), tls: null, messages: null, mechanism: null };
+      p.check = { error: { code: ErrorCode.TIMEOUT, message: e.message }, step: 'queue', timings: Object.fromEntries(PHASES.map((k) => [k, null])), tls: null, messages: null, mechanism: null };
       p.endedAt = Date.now();
       return p;
     }
@@ -324,7 +324,7 @@ export class Exporter {
         afterStat: async (c, res) => {
           if (res.mechanism) {
             // The user's own LOGIN-DELAY (RFC 2449) is announced after login.
-            const caps = await c.capa().catch((e) => (e?.code === 'SERVER_ERROR' ? null : Promise.reject(e)));
+            const caps = await c.capa().catch((e) => (e?.code === ErrorCode.SERVER_ERROR ? null : Promise.reject(e)));
             p.loginDelay = caps?.loginDelay ?? null;
             if (dp) dp.loginDelay = p.loginDelay;
           }

@@ -3,27 +3,28 @@
 // each phase, then drop the connection without QUIT, so a check commits
 // nothing. The callers add their own steps through two hooks and turn the
 // result into a status line (pop3-check) or metrics (pop3-exporter).
-import { Pop3Error, login, open } from './common.js';
+import { ErrorCode, Pop3Error, login, open } from './common.js';
 
 /**
- * Seconds each phase took, from the session's marks (null: not measured):
- *   connect   TCP connect (through a bridge: WebSocket + the bridge's
- *             connect, and the handshake too for implicit TLS)
- *   tls       the implicit TLS handshake (direct), or STLS + handshake
+ * Milliseconds each phase took (null: not measured). The connect sequence's
+ * steps are the client's own (`onPhase`, the core's phases):
+ *   connect   the transport (through a bridge: WebSocket + the bridge's
+ *             connect, and the bridge's handshake too for implicit TLS)
+ *   tls       the implicit TLS handshake done by the client or Node (direct,
+ *             or end to end), or STLS + handshake (starttls)
  *   greeting  from the connection being ready to the server's greeting
  *   auth      the login, including the CAPA the client asks after it
  *   stat      STAT
  *   list      what the afterStat hook timed as `list` (pop3-check --expect)
  *   total     the whole check, from start to disconnect
- * All in milliseconds.
  */
 export function phases(marks, t) {
   const d = (a, b) => (a !== undefined && b !== undefined ? b - a : null);
-  const connectEnd = t.bridge ? marks.connected : marks.tcp;
+  const step = (name) => marks.phases?.find((p) => p.name === name)?.ms ?? null;
   return {
-    connect: d(marks.start, connectEnd),
-    tls: t.tls === 'starttls' ? d(marks.stls, marks.tls) : t.bridge ? null : d(marks.tcp, marks.implicitTls),
-    greeting: d(marks.connected, marks.data),
+    connect: step('connect'),
+    tls: t.tls === 'starttls' ? step('stls') : step('tls'),
+    greeting: step('greeting'),
     auth: marks.auth ?? null,
     stat: marks.stat ?? null,
     list: marks.list ?? null,
@@ -41,8 +42,8 @@ export function phases(marks, t) {
  * problem; then it is SERVER_ERROR with that `respCode`.
  */
 export function loginFailureReason(e) {
-  if (e?.code === 'AUTH_FAILED') return 'auth';
-  if (e?.code !== 'SERVER_ERROR') return null;
+  if (e?.code === ErrorCode.AUTH_FAILED) return 'auth';
+  if (e?.code !== ErrorCode.SERVER_ERROR) return null;
   const code = String(e.respCode ?? '').toUpperCase();
   return { 'IN-USE': 'in_use', 'LOGIN-DELAY': 'login_delay', 'SYS/TEMP': 'sys_temp', 'SYS/PERM': 'sys_perm' }[code] ?? 'server';
 }
@@ -95,7 +96,7 @@ export async function checkMailbox(t, getSecret, { timeoutMs = 10_000, deadlineM
       ? null
       : setTimeout(() => {
           expired = true;
-          ac.abort(new Pop3Error(`no answer within ${deadlineMs / 1000} s`, { code: 'TIMEOUT' }));
+          ac.abort(new Pop3Error(`no answer within ${deadlineMs / 1000} s`, { code: ErrorCode.TIMEOUT }));
           c?.close();
         }, Math.max(0, deadlineMs));
   try {
@@ -124,7 +125,7 @@ export async function checkMailbox(t, getSecret, { timeoutMs = 10_000, deadlineM
     }
   } catch (e) {
     // After the deadline, whatever the dropped session said is the deadline's doing.
-    const err = expired ? new Pop3Error(`no answer within ${deadlineMs / 1000} s`, { code: 'TIMEOUT' }) : e;
+    const err = expired ? new Pop3Error(`no answer within ${deadlineMs / 1000} s`, { code: ErrorCode.TIMEOUT }) : e;
     r.error = errorOf(err);
     // A password file or token command that failed: no server was asked.
     if (step === 'credentials' && !(err instanceof Pop3Error)) r.error.code = 'CREDENTIALS';

@@ -35,6 +35,16 @@ use crate::driver::{
 use crate::proto::{Capabilities, Command, Direction, ErrorCode, Expire, Status};
 use crate::wire::{self, CertificateInfo, ConnectFailure, ServerMessage, TlsInfo, TlsMode, TlsReason, Token};
 
+// The package's TypeScript types come from here, next to the code that
+// makes each shape (wasm-bindgen writes them into pkg/pop3_wasm.d.ts;
+// pop3-wasm/js/index.d.ts re-exports them). Every method is
+// `skip_typescript`: the class is declared below, with its overloads.
+#[wasm_bindgen(typescript_custom_section)]
+const TS_IMPORTS: &'static str = r#"
+import type { Pop3Error } from '../js/errors.js';
+import type { TlsReason } from '../js/error-codes.js';
+"#;
+
 /// The largest `maxBodyBytes`: a wasm32 buffer holds at most `isize::MAX`.
 const MAX_BODY_LIMIT: u32 = 2_147_483_647;
 /// Bytes a `ReadableStream` may hold before the transport is paused.
@@ -745,6 +755,98 @@ fn ca_error() -> Failure {
     Failure::invalid_argument("`ca` must be a PEM string or bytes, or an array of them")
 }
 
+#[wasm_bindgen(typescript_custom_section)]
+const TS_CONNECT_OPTIONS: &'static str = r#"
+export type TlsMode = 'implicit' | 'starttls' | 'none';
+
+export interface TranscriptLine {
+  /** `C`: client to server; `S`: server to client. */
+  dir: 'C' | 'S';
+  /** The line without CRLF; passwords and SASL data read `[redacted]`. */
+  line: string;
+  /** On the status line that answers a command: ms since the command was sent. */
+  latencyMs?: number;
+}
+
+/** A step of the session as the client timed it (`onPhase`, `c.phases`). */
+export interface Phase {
+  name: 'connect' | 'tls' | 'greeting' | 'capa' | 'stls' | 'auth' | 'stat';
+  /** When it started, in ms since `connect` was called. */
+  startMs: number;
+  /** How long it took (null while it runs). */
+  ms: number | null;
+  /** It ended without a failure. */
+  ok: boolean;
+}
+
+/** Options every call takes as its last argument. */
+export interface CallOptions {
+  /** Aborting drops the session (no QUIT) and rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** This call's deadline; default: the connection's `timeouts.command`. */
+  timeoutMs?: number;
+}
+
+export interface ConnectOptions {
+  /**
+   * The ws-bridge URL, e.g. `ws://127.0.0.1:8080/pop3`. Required in browsers;
+   * in Node, leaving it out connects directly (node:net).
+   */
+  bridge?: string;
+  host: string;
+  /** Default: 995 for `implicit`, 110 otherwise. */
+  port?: number;
+  /** Default: `implicit`. */
+  tls?: TlsMode;
+  /**
+   * TLS in the client (rustls, the TLS-capable module, loaded on the first
+   * session that asks): the bridge relays ciphertext only and never holds a
+   * key; STLS is done by the client too. Needs `tls: 'implicit'` or
+   * `'starttls'`, and a bridge that speaks wire v2. In Node without `bridge`:
+   * the client's TLS over node:net instead of Node's.
+   */
+  endToEnd?: boolean;
+  /**
+   * CA certificates (PEM, or DER bytes) trusted for the server's certificate
+   * besides the built-in roots: with `endToEnd` (browsers too), and in Node's
+   * direct mode. Not with bridge-side TLS (the bridge trusts its --ca-file).
+   */
+  ca?: string | Uint8Array | Array<string | Uint8Array>;
+  /** Bridge access token, when the bridge requires one. */
+  token?: string;
+  /** Deadline for each step and each command, in ms. Default 30000. */
+  timeoutMs?: number;
+  /** Per phase deadlines, each defaulting to `timeoutMs`. */
+  timeouts?: { connect?: number; tls?: number; greeting?: number; command?: number };
+  /** Aborts connecting (and drops the session). */
+  signal?: AbortSignal;
+  /** Set false to stay in lockstep even when the server offers PIPELINING. */
+  pipelining?: boolean;
+  /**
+   * The most commands in flight at once when pipelining (1–4096, default
+   * 4096). Below this cap, at most 16 KiB of commands are sent and not yet
+   * answered, which is what decides with the default.
+   */
+  pipelineWindow?: number;
+  /**
+   * The longest body `retr()` and `top()` collect whole, in octets (an
+   * integer up to 2147483647). Default 134217728 (128 MiB). A longer body
+   * ends the session with `PROTOCOL_ERROR` (no QUIT, nothing deleted);
+   * `retrStream()` and `topStream()` have no such limit.
+   */
+  maxBodyBytes?: number;
+  /** Send NOOP after this many idle ms in TRANSACTION state. */
+  keepaliveMs?: number;
+  /** A WebSocket constructor for runtimes without a global one. */
+  WebSocket?: unknown;
+  onTranscript?: (line: TranscriptLine) => void;
+  /** Each step of the connect sequence (and each login and STAT) as it ends. */
+  onPhase?: (phase: Phase) => void;
+  /** Allow readable credentials (USER/PASS, PLAIN) without TLS to the server. */
+  allowInsecureAuth?: boolean;
+}
+"#;
+
 /// What `Pop3Client.connect` needs besides the driver's config.
 struct Connect {
     config: Config,
@@ -876,6 +978,108 @@ fn connect(c: Connect) -> Result<Promise, Failure> {
 }
 
 // ------------------------------------------------------------ the class
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_POP3_CLIENT: &'static str = r#"
+export interface RawReply {
+  ok: boolean;
+  status: '+OK' | '-ERR';
+  respCode: string | null;
+  text: string;
+  /** The unstuffed body of a multi-line answer, else null. */
+  body: Uint8Array | null;
+}
+
+export interface Deviation {
+  id: string;
+  description: string;
+}
+
+export type Progress = (done: number, total: number | null) => void;
+
+export type Mechanism =
+  | 'SCRAM-SHA-256'
+  | 'SCRAM-SHA-1'
+  | 'CRAM-MD5'
+  | 'APOP'
+  | 'PLAIN'
+  | 'LOGIN'
+  | 'USER'
+  | 'XOAUTH2'
+  | 'OAUTHBEARER';
+
+export class Pop3Client {
+  private constructor();
+  static connect(options: ConnectOptions): Promise<Pop3Client>;
+  /** The greeting text after `+OK `. */
+  readonly greeting: string | undefined;
+  /** TLS to the server, and where it ends (`endToEnd`), or null. */
+  readonly tls: TlsInfo | null;
+  readonly state: 'AUTHORIZATION' | 'TRANSACTION' | 'CLOSED';
+  /** Whether commands are pipelined (the server announced PIPELINING). */
+  readonly pipelining: boolean;
+  /** Spec deviations of the server that the client tolerated. */
+  readonly deviations: Deviation[];
+  /** The latest CAPA the client has (it asks at connect, after STLS and after login), or null. */
+  readonly capabilities: Capabilities | null;
+  /** The latest CAPA of each step: before STLS, after STLS, after login. */
+  readonly capaHistory: CapaHistory;
+  /**
+   * The mechanisms `login()` would try now, strongest first: those offered,
+   * less the readable ones without TLS unless `allowInsecureAuth` (none once
+   * logged in).
+   */
+  readonly loginMechanisms: Mechanism[];
+  /** Whether the greeting has a valid RFC 1939 timestamp: the only case APOP is used (CVE-2007-1558). */
+  readonly apopUsable: boolean;
+  /** The steps so far, timed by the client: connect, tls, greeting, capa, stls, auth, stat. */
+  readonly phases: Phase[];
+  capa(options?: CallOptions): Promise<Capabilities>;
+  /**
+   * Logs in with the strongest mechanism offered (SCRAM-SHA-256 > SCRAM-SHA-1 >
+   * CRAM-MD5 > APOP > PLAIN > LOGIN > USER; readable ones only over TLS unless
+   * allowInsecureAuth); resolves to its name.
+   */
+  login(user: string, password: string, options?: CallOptions): Promise<Mechanism>;
+  /** A forced mechanism; OAuth ones take `token` instead of `password`. */
+  auth(
+    mechanism: Mechanism | string,
+    credentials: { username: string; password?: string; token?: string },
+    options?: CallOptions,
+  ): Promise<Mechanism>;
+  apop(user: string, password: string, options?: CallOptions): Promise<'APOP'>;
+  stat(options?: CallOptions): Promise<{ count: number; size: number }>;
+  list(options?: CallOptions): Promise<Array<{ id: number; size: number }>>;
+  list(id: number, options?: CallOptions): Promise<{ id: number; size: number }>;
+  uidl(options?: CallOptions): Promise<Array<{ id: number; uid: string }>>;
+  uidl(id: number, options?: CallOptions): Promise<{ id: number; uid: string }>;
+  top(id: number, lines: number, options?: CallOptions): Promise<Uint8Array>;
+  retr(id: number, options?: CallOptions & { onProgress?: (received: number, total: number | null) => void }): Promise<Uint8Array>;
+  /** The body as a stream (resolves on `+OK`); the transport pauses while the stream is full. */
+  retrStream(id: number, options?: CallOptions): Promise<ReadableStream<Uint8Array>>;
+  topStream(id: number, lines: number, options?: CallOptions): Promise<ReadableStream<Uint8Array>>;
+  /** LIST + UIDL + TOP n 0, pipelined, headers decoded. */
+  summaries(options?: CallOptions & { onProgress?: Progress }): Promise<Summary[]>;
+  summaries(ids: number[], options?: CallOptions & { onProgress?: Progress }): Promise<Summary[]>;
+  retrMany(
+    ids: number[],
+    options?: CallOptions & { onProgress?: Progress },
+  ): Promise<Array<{ id: number; body: Uint8Array | null; error: Pop3Error | null }>>;
+  /** Marks many messages; nothing is deleted until `quit()`. */
+  deleMany(ids: number[], options?: CallOptions): Promise<Array<{ id: number; error: Pop3Error | null }>>;
+  dele(id: number, options?: CallOptions): Promise<string>;
+  rset(options?: CallOptions): Promise<string>;
+  noop(options?: CallOptions): Promise<string>;
+  /** One command line as typed; `-ERR` resolves (ok: false) rather than rejects. */
+  raw(line: string, options?: CallOptions): Promise<RawReply>;
+  /** QUIT: commits deletions and closes. */
+  quit(options?: CallOptions): Promise<string>;
+  /** Drops the session without QUIT: nothing marked is deleted. */
+  close(): void;
+  /** Frees the wasm side (closes without QUIT). */
+  free(): void;
+}
+"#;
 
 /// A POP3 session through ws-bridge or, in Node, straight to the server.
 /// Create one with `Pop3Client.connect`.
@@ -1290,6 +1494,39 @@ pub(super) fn strings(v: &[String]) -> JsValue {
     v.iter().map(|s| JsValue::from_str(s)).collect::<Array>().into()
 }
 
+#[wasm_bindgen(typescript_custom_section)]
+const TS_CAPABILITIES: &'static str = r#"
+export interface Capabilities {
+  /** Every CAPA line as sent. */
+  raw: string[];
+  top: boolean;
+  uidl: boolean;
+  user: boolean;
+  pipelining: boolean;
+  respCodes: boolean;
+  authRespCode: boolean;
+  stls: boolean;
+  /** SASL mechanisms, upper case. */
+  sasl: string[];
+  utf8: boolean;
+  utf8Args: string[];
+  loginDelay: number | null;
+  /** `NEVER` or a number of days. */
+  expire: string | null;
+  implementation: string | null;
+}
+
+/** The latest CAPA of each step of a session (null where there was none). */
+export interface CapaHistory {
+  /** In AUTHORIZATION before any STLS (on implicit TLS: before login). */
+  beforeStls: Capabilities | null;
+  /** In AUTHORIZATION after STLS upgraded the connection. */
+  afterStls: Capabilities | null;
+  /** In TRANSACTION. */
+  afterLogin: Capabilities | null;
+}
+"#;
+
 fn capa_js(c: &Capabilities) -> JsValue {
     let expire = c.expire.as_ref().map(|(e, _)| match e {
         Expire::Never => "NEVER".to_string(),
@@ -1312,6 +1549,45 @@ fn capa_js(c: &Capabilities) -> JsValue {
         ("implementation", opt_str(&c.implementation)),
     ])
 }
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TLS_INFO: &'static str = r#"
+/** One certificate as the server sent it (end-to-end TLS: `c.tls.chain`). */
+export interface CertificateDetails {
+  subject: string;
+  issuer: string;
+  dnsNames: string[];
+  ipAddresses: string[];
+  /** RFC 3339, UTC. */
+  notBefore: string;
+  notAfter: string;
+  /** `RSA`, `EC`, `Ed25519`, … */
+  keyType: string;
+  keyBits: number;
+  curve: string | null;
+  signatureAlgorithm: string;
+  /** SHA-256 over the DER, as `openssl x509 -fingerprint -sha256` prints it. */
+  sha256: string;
+  /** Set when this certificate could not be parsed (the other fields are empty). */
+  parseError: string | null;
+}
+
+export interface TlsInfo {
+  protocol: string;
+  cipher: string;
+  certificate: { subject: string; issuer: string; notAfter: string };
+  /**
+   * Where TLS ends: true, in the client (the bridge relayed ciphertext only);
+   * false, in the bridge (or, direct, in Node's TLS).
+   */
+  endToEnd: boolean;
+  /** End to end only: every certificate the server sent, leaf first. */
+  chain?: CertificateDetails[];
+}
+
+/** `Pop3Error.reason` on `TLS_FAILED`. */
+export type { TlsReason };
+"#;
 
 fn tls_js(t: &TlsSummary) -> JsValue {
     let c = &t.info.certificate;
@@ -1351,6 +1627,25 @@ fn id_size(id: u32, size: u64) -> JsValue {
 fn id_uid(id: u32, uid: &str) -> JsValue {
     object(&[("id", id.into()), ("uid", uid.into())])
 }
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_SUMMARY: &'static str = r#"
+export interface Summary {
+  id: number;
+  uid: string | null;
+  size: number | null;
+  /** `Name <address>` or the bare address, decoded (RFC 2047). */
+  from: string | null;
+  to: string | null;
+  subject: string | null;
+  /** RFC 3339 with the header's own offset. */
+  date: string | null;
+  /** Without angle brackets. */
+  messageId: string | null;
+  /** Set when the server refused one of this message's commands. */
+  error: string | null;
+}
+"#;
 
 fn summary_js(s: &Summary) -> JsValue {
     let h = &s.headers;

@@ -30,27 +30,6 @@ pub fn configure(error_class: JsValue, default_websocket: JsValue) {
     js::set_default_websocket(default_websocket);
 }
 
-/// The one rule for the server's answer to STLS (`proto::stls_verdict`),
-/// for the direct Node transport, which writes `STLS` itself: `received`
-/// is everything read after `STLS\r\n`. Returns `{ verdict, lineLength,
-/// reason }`: verdict `incomplete`, `proceed`, `refused` or `unusable`.
-#[wasm_bindgen(js_name = stlsReply)]
-pub fn stls_reply(received: &[u8]) -> JsValue {
-    let v = crate::proto::stls_verdict(received);
-    let o = js_sys::Object::new();
-    let set = |k: &str, val: JsValue| {
-        let _ = js_sys::Reflect::set(&o, &JsValue::from_str(k), &val);
-    };
-    set("verdict", v.name().into());
-    set("lineLength", v.line_len().map_or(JsValue::NULL, |n| JsValue::from_f64(n as f64)));
-    let reason = match &v {
-        crate::proto::StlsVerdict::Unusable { reason, .. } => JsValue::from_str(reason),
-        _ => JsValue::NULL,
-    };
-    set("reason", reason);
-    o.into()
-}
-
 /// The size of this module's linear memory in bytes (it grows and never
 /// shrinks). Internal: the tests check bodies do not pass through it.
 #[wasm_bindgen(js_name = wasmMemoryBytes)]
