@@ -119,4 +119,24 @@ for (const [flags, size, bytes] of [
   [1, 0, Buffer.from('STLS\r\nPASS secret\r\n')], [0, 0, Buffer.concat([hello, Buffer.from('QUIT\r\n')])],
   [0, 0, Buffer.from([0x80, 0x2e, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10])],
 ]) write('bridge_e2e_guard', Buffer.concat([Buffer.from([flags, size]), bytes]));
+// driver_input: [flags, chunk, server bytes…] (see the target for the flags):
+// a server that answers the whole sequence, in each TLS mode, in lockstep
+// and pipelined, and one STLS session that gets injected bytes.
+const session = (stls) =>
+  Buffer.from(
+    [
+      '+OK ready',
+      '+OK', 'USER', 'SASL PLAIN', 'PIPELINING', 'TOP', 'UIDL', ...(stls ? ['STLS'] : []), '.',
+      ...(stls ? ['+OK begin TLS', '+OK', 'USER', 'PIPELINING', '.'] : []),
+      '+OK', '+OK logged in', '+OK', 'PIPELINING', 'TOP', '.',
+      '+OK 2 messages', '1 120', '2 200', '.', '+OK', '1 uid-1', '2 uid-2', '.',
+      '+OK', 'Subject: one', '', '.', '+OK', 'Subject: two', '', '.',
+      '+OK 120 octets', 'From: a@example.org', '', '..dotted', 'body', '.',
+      '-ERR unknown command',
+    ].map((l) => `${l}\r\n`).join(''),
+    'latin1',
+  );
+for (const [flags, chunk] of [[0x00, 63], [0x01, 7], [0x02, 1], [0x06, 20], [0x81, 63], [0x52, 3], [0x48, 63]]) {
+  write('driver_input', Buffer.concat([Buffer.from([flags, chunk]), session((flags & 3) === 1)]));
+}
 console.log(`seeds written from ${dialogues.length} transcript dialogues`);

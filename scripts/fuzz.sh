@@ -22,7 +22,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(response_session multiline sasl_server_messages bridge_wire bridge_stls_reply bridge_forwarded_for bridge_e2e_guard)
+  targets=(response_session multiline sasl_server_messages bridge_wire bridge_stls_reply bridge_forwarded_for bridge_e2e_guard driver_input)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

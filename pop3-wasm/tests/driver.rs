@@ -220,6 +220,9 @@ struct Pair {
     closed: bool,
     /// The transport is up (the bridge's connected, or TCP).
     connected: bool,
+    /// The CA the end-to-end tests' driver trusts.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    driver_ca: Vec<u8>,
 }
 
 fn bridge_config(tls: TlsMode) -> Config {
@@ -252,6 +255,7 @@ impl Pair {
             wire: Vec::new(),
             closed: false,
             connected: false,
+            driver_ca: Vec::new(),
         }
     }
 
@@ -747,9 +751,11 @@ mod e2e {
         config.end_to_end = true;
         config.ca = ca.into_bytes();
         config.validate().unwrap();
+        let ca = config.ca.clone();
         let mut p = Pair::at(config, Via::Bridge(wire::SUBPROTOCOL_V2), NOW_MS);
         p.server.tls_config = Some(server);
         p.server.capa.push("STLS");
+        p.driver_ca = ca;
         p
     }
 
@@ -856,6 +862,26 @@ mod e2e {
         let f = tls_failure(&mut p);
         assert_eq!(f.tls_reason, Some(wire::TlsReason::Untrusted));
         assert_eq!(f.message, "certificate not trusted (unknown issuer: CN=driver test CA)");
+    }
+
+    #[test]
+    fn stls_by_hand_end_to_end_refuses_anything_readable_before_tls() {
+        let mut p = e2e_pair(TlsMode::Starttls, &["pop.example.test"], (2025, 2030));
+        let mut config = bridge_config(TlsMode::Starttls);
+        config.end_to_end = true;
+        config.manual_stls = true;
+        config.ca = p.driver_ca.clone();
+        p.driver = Driver::new(config, NOW_MS);
+        assert!(matches!(p.connect(), Ok(Output::Connected)));
+        assert!(p.driver.tls().is_none(), "plain text so far");
+        let (c, message) = code(p.run(Request::Raw("USER alice".into())));
+        assert_eq!(c, ErrorCode::InvalidState);
+        assert_eq!(message, "USER is not sent before TLS in an end-to-end session; send STLS first");
+        assert!(matches!(p.run(Request::Raw("STLS".into())), Ok(Output::Raw { .. })));
+        assert!(p.driver.tls().unwrap().end_to_end);
+        assert!(matches!(p.run(Request::Raw("USER alice".into())), Ok(Output::Raw { .. })));
+        assert_eq!(p.server.lines, ["CAPA", "STLS", "CAPA", "USER alice"]);
+        assert!(p.wire.starts_with(b"CAPA\r\nSTLS\r\n\x16\x03"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ import tls from 'node:tls';
 import { Pop3Client } from 'pop3-wasm';
 import { startDovecot } from '../fixtures/dovecot.mjs';
 import { rejectsWith } from '../fixtures/assert.mjs';
+import { startInjectingStlsServer } from '../fixtures/stls-server.mjs';
 
 let dc;
 let key;
@@ -106,32 +107,12 @@ test('no allowlist applies: loopback on any port is fine direct', async () => {
 
 test('STLS: bytes after +OK are dropped, then TLS over the same socket', async () => {
   const lines = [];
-  const srv = net.createServer((s) => {
-    s.on('error', () => {});
-    s.write('+OK plain ready\r\n');
-    let buf = '';
-    const onData = (d) => {
-      buf += d.toString('latin1');
-      if (buf.includes('CAPA\r\n') && !buf.includes('STLS')) s.write('+OK\r\nSTLS\r\nUSER\r\n.\r\n');
-      if (buf.includes('STLS\r\n')) {
-        s.off('data', onData);
-        // An attacker's line in the same packet as +OK: must never be read as the server's.
-        s.write('+OK go ahead\r\n+OK INJECTED\r\n');
-        const secure = new tls.TLSSocket(s, { isServer: true, key, cert });
-        secure.on('error', () => {});
-        secure.on('data', (d) => {
-          if (d.toString().startsWith('CAPA')) secure.write('+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n');
-          if (d.toString().startsWith('NOOP')) secure.write('+OK secure noop\r\n');
-        });
-      }
-    };
-    s.on('data', onData);
-  });
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  servers.push(srv);
+  // An attacker's line in the same packet as +OK: must never be read as the server's.
+  const srv = await startInjectingStlsServer({ key, cert, inject: '+OK INJECTED\r\n' });
+  servers.push({ close: srv.close });
   const c = await Pop3Client.connect({
     host: '127.0.0.1',
-    port: srv.address().port,
+    port: srv.port,
     tls: 'starttls',
     ca: dc.ca,
     onTranscript: (l) => lines.push(`${l.dir}: ${l.line}`),

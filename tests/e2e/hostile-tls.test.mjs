@@ -4,14 +4,12 @@
 // expired or misnamed certificate stays TLS_FAILED even then).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import tls from 'node:tls';
 import { Pop3Client, Pop3Error } from 'pop3-wasm';
 import { startBridge } from '../fixtures/bridge.mjs';
+import { makeTestCertificates } from '../fixtures/certs.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const cleanups = [];
@@ -21,68 +19,11 @@ after(async () => {
 
 // ------------------------------------------------------------ certificates
 
-const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-let dir;
 let certs;
 
-function openssl(args) {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-/** A CA; leaf certificates signed by it (valid, expired, wrong host); a self-signed leaf. */
-function makeCerts() {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pop3-wasm-hostile-tls-'));
-  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-  openssl(['req', '-x509', ...EC, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '30', '-subj', '/CN=hostile test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  openssl(['req', '-x509', ...EC, '-keyout', 'self.key', '-out', 'self.pem', '-days', '30', '-subj', '/CN=localhost',
-    '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']);
-  fs.writeFileSync(path.join(dir, 'index.txt'), '');
-  fs.writeFileSync(path.join(dir, 'serial'), '01\n');
-  fs.writeFileSync(
-    path.join(dir, 'ca.cnf'),
-    `[ ca ]
-default_ca = CA_default
-[ CA_default ]
-database = index.txt
-new_certs_dir = .
-serial = serial
-default_md = sha256
-policy = policy_any
-unique_subject = no
-[ policy_any ]
-commonName = supplied
-[ localhost ]
-basicConstraints = critical,CA:FALSE
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost,IP:127.0.0.1
-[ wronghost ]
-basicConstraints = critical,CA:FALSE
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:wrong.example
-`,
-  );
-  const leaf = (name, ext, dates) => {
-    openssl(['req', '-new', ...EC, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${ext === 'wronghost' ? 'wrong.example' : 'localhost'}`]);
-    openssl(['ca', '-batch', '-config', 'ca.cnf', '-cert', 'ca.pem', '-keyfile', 'ca.key', '-in', `${name}.csr`,
-      '-out', `${name}.pem`, '-extensions', ext, '-notext', ...dates]);
-  };
-  leaf('valid', 'localhost', ['-days', '30']);
-  leaf('expired', 'localhost', ['-startdate', '20200101000000Z', '-enddate', '20200201000000Z']);
-  leaf('wrong', 'wronghost', ['-days', '30']);
-  const read = (n) => ({ key: fs.readFileSync(path.join(dir, `${n}.key`)), cert: fs.readFileSync(path.join(dir, `${n}.pem`)) });
-  return {
-    caFile: path.join(dir, 'ca.pem'),
-    selfFile: path.join(dir, 'self.pem'),
-    valid: read('valid'),
-    expired: read('expired'),
-    wrong: read('wrong'),
-    self: read('self'),
-  };
-}
-
 before(() => {
-  certs = makeCerts();
+  certs = makeTestCertificates();
+  cleanups.push(certs.remove);
 });
 
 // ------------------------------------------------------------ servers

@@ -181,7 +181,8 @@ test('playground: the seed dialogue typed line by line over STLS by hand (STLS â
   assert.deepEqual(commands, ['CAPA', 'STLS', 'CAPA', 'USER demo', 'PASS [redacted]', 'CAPA', 'STAT', 'LIST', 'TOP 1 0', 'RETR 1', 'DELE 1', 'RSET', 'QUIT']);
   assert.ok(text.includes('-- plain text so far: type STLS to start TLS before you log in'), text.join('\n'));
   assert.deepEqual(steps.STLS.slice(0, 2), ['C: STLS', 'S: +OK Begin TLS negotiation']);
-  assert.match(steps.STLS.at(-1), /^-- TLS: TLSv1\.3, \S+, certificate CN=localhost\b/);
+  assert.match(steps.STLS.at(-2), /^-- TLS: TLSv1\.3, \S+, certificate CN=localhost\b/);
+  assert.equal(steps.STLS.at(-1), '-- TLS ends: At the bridge: it decrypts the session and could read everything, the password included.');
   assert.ok(!steps.STLS.slice(2).some((l) => l === 'S: STLS'), 'STLS is not offered again under TLS');
   assert.deepEqual(steps['USER demo'], ['C: USER demo', 'S: +OK User name accepted, password please']);
   const [, count] = /^S: \+OK Mailbox open, (\d+) messages$/.exec(steps['PASS [redacted]'][1]).map(Number);

@@ -14,6 +14,10 @@
 // in text and JSON, each with a session per TLS mode, a wrong password and
 // a forged token; their logs are scanned too.
 //
+// End-to-end sessions (TLS in the client, the bridge relaying ciphertext)
+// run too, with the same checks on their transcripts and errors, and on the
+// logs of the bridge that relayed them at trace level.
+//
 // Transcripts show a retrieved body's lines on purpose (the playground's
 // `S:` data lines): there, body text may appear only as server data lines
 // answering RETR/TOP, never in a command, a status line or an error.
@@ -26,9 +30,12 @@ import path from 'node:path';
 import { Pop3Client, Pop3Error } from 'pop3-wasm';
 import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startBridge, bridgeBinary } from '../fixtures/bridge.mjs';
+import { startEndToEndBridge } from '../fixtures/e2e-bridge.mjs';
 
 let dc;
 let bridge;
+/** A bridge relaying end-to-end sessions, at trace level. */
+let e2eBridge;
 let dir;
 /** The bridges with other log filters: [{ filter, format, bridge }]. */
 const others = [];
@@ -62,11 +69,13 @@ before(async () => {
       extraArgs: ['--log-level', filter, '--log-format', format, '--token-secret-file', secretFile],
     });
   bridge = await start('trace', 'text');
+  e2eBridge = await startEndToEndBridge(dc, { extraArgs: ['--log-level', 'trace', '--token-secret-file', secretFile] });
   for (const [filter, format] of OTHER_FILTERS) others.push({ filter, format, bridge: await start(filter, format) });
 });
 
 after(async () => {
   for (const o of others) await o.bridge.stop();
+  await e2eBridge?.stop();
   await bridge?.stop();
   await dc?.stop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -151,6 +160,22 @@ test('other log filters: span directives and the payload-logging crates named', 
   }
 });
 
+test('end-to-end sessions: TLS in the client, the bridge relaying ciphertext at trace level', async () => {
+  const e2e = { endToEnd: true, ca: dc.ca };
+  for (const mode of ['implicit', 'starttls']) {
+    for (const mech of ['SCRAM-SHA-256', 'PLAIN', 'USER']) {
+      const c = await connect(mode, e2e, e2eBridge);
+      assert.equal(c.tls.endToEnd, true);
+      await c.auth(mech, { username: 'alice', password: dc.users.alice.password });
+      for (let i = 1; i <= 3; i++) assert.deepEqual(Buffer.from(await c.retr(i)), dc.expected('alice', i));
+      await c.quit();
+    }
+    const c = await connect(mode, e2e, e2eBridge);
+    await expectError(c.auth('PLAIN', { username: 'alice', password: WRONG_PASSWORD }), 'AUTH_FAILED');
+    c.close();
+  }
+});
+
 test('a session cut in the middle of a body: the error carries no body text', async () => {
   const c = await connect('implicit');
   await c.login('alice', dc.users.alice.password);
@@ -211,7 +236,7 @@ test('no password, token or body text in the bridge logs, the transcripts or the
     // Those with a level log their sessions (and so could have leaked).
     if (/^(info|debug|trace)/.test(o.filter)) assert.match(o.bridge.logs(), /session closed/, `${o.filter} (${o.format})`);
   }
-  const logs = [bridge, ...others.map((o) => o.bridge)].map((b) => b.logs() + b.stdout()).join('\n');
+  const logs = [bridge, e2eBridge, ...others.map((o) => o.bridge)].map((b) => b.logs() + b.stdout()).join('\n');
   assert.ok(transcript.length > 500, `${transcript.length} transcript lines`);
   assert.ok(errors.length >= 18 + 2 * others.length, `${errors.length} errors`);
   const errorText = errors.map((e) => [e.message, e.serverText ?? '', e.respCode ?? '', e.stack ?? ''].join('\n')).join('\n');

@@ -1,7 +1,7 @@
 // The mailbox checker: connect, show what the server offers, list the
 // messages (pipelined summaries), open one, mark and commit deletions.
 import { ErrorCode, Pop3Client } from '../pop3-wasm/js/browser.js';
-import { $, el, formatSize, loadDemo, fillForm, showDemoBanner, connectOptions, explain, errorBox, daysUntil } from './common.js';
+import { $, el, formatSize, loadDemo, loadBridgeInfo, fillForm, showDemoBanner, connectOptions, explain, errorBox, daysUntil, whereTlsEnds } from './common.js';
 
 /** Transcript lines kept on the page (a 1.5 MB RETR alone has ~20 000). */
 const TRANSCRIPT_MAX = 4000;
@@ -23,8 +23,8 @@ const mime = await Promise.all([
   import('../vendor/postal-mime/text-format.js'),
 ]).then(([p, t]) => ({ PostalMime: p.default, htmlToText: t.htmlToText }), () => null);
 
-const demo = await loadDemo();
-fillForm(demo);
+const [demo, bridgeInfo] = await Promise.all([loadDemo(), loadBridgeInfo()]);
+fillForm(demo, bridgeInfo);
 showDemoBanner(demo);
 
 function status(text) {
@@ -147,6 +147,7 @@ function renderTls(tls) {
     fact(dl, 'Encryption', 'None: everything, the password included, travels readable.', 'expiry-bad');
     return;
   }
+  fact(dl, 'TLS ends', el('span', { id: 'tls-ends', text: whereTlsEnds(tls) }), tls.endToEnd ? undefined : 'expiry-warn');
   fact(dl, 'Protocol', tls.protocol);
   fact(dl, 'Cipher', el('span', { class: 'mono', text: tls.cipher }));
   const cert = tls.certificate ?? {};
@@ -158,6 +159,15 @@ function renderTls(tls) {
     const text = days < 0 ? `expired ${-days} days ago (${when})` : `${days} days left (until ${when})`;
     const cls = days < 7 ? 'expiry-bad' : days < 21 ? 'expiry-warn' : undefined;
     fact(dl, 'Expires', el('span', { class: cls, id: 'expiry', text }));
+  }
+  // End to end, the client saw the chain itself: each certificate as sent.
+  if (tls.chain?.length) {
+    const list = el('ol', { class: 'chain', id: 'tls-chain' },
+      tls.chain.map((c) => el('li', {},
+        el('span', { class: 'mono', text: c.subject || '(unparsed)' }),
+        ` — issued by ${c.issuer}; ${[...c.dnsNames, ...c.ipAddresses].join(', ') || 'no names'}; ${c.keyType}${c.keyBits ? ` ${c.keyBits}` : ''}; until ${c.notAfter.slice(0, 10)}`,
+      )));
+    fact(dl, 'Chain sent', list);
   }
 }
 

@@ -1,7 +1,7 @@
 // What the checker and the playground share: the connection form, the
 // demo's settings, and errors in words a postmaster understands.
 import { respCodeHint } from '../pop3-wasm/js/resp-codes.js';
-import { ErrorCode } from '../pop3-wasm/js/error-codes.js';
+import { ErrorCode, TlsReason } from '../pop3-wasm/js/error-codes.js';
 
 export const $ = (id) => document.getElementById(id);
 
@@ -42,11 +42,28 @@ export async function loadDemo() {
 }
 
 /**
+ * What the bridge serving this page says about itself (`/bridge.json`:
+ * `{ wire, endToEndOnly }`); null where it says nothing (an older bridge,
+ * another server).
+ */
+export async function loadBridgeInfo() {
+  try {
+    const r = await fetch('./bridge.json');
+    if (!r.ok) return null;
+    const b = await r.json();
+    return b && Array.isArray(b.wire) ? b : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Fills the connection form: query parameters win (a shared link), then
  * the demo's settings, then defaults. The password comes only from the
- * demo (its password is public); nothing is ever stored.
+ * demo (its password is public); nothing is ever stored. End-to-end TLS is
+ * on by default when the bridge requires it (`bridge.endToEndOnly`).
  */
-export function fillForm(demo) {
+export function fillForm(demo, bridge = null) {
   const q = new URLSearchParams(location.search);
   const set = (id, v) => {
     const e = $(id);
@@ -58,6 +75,25 @@ export function fillForm(demo) {
   set('port', q.get('port') ?? demo?.port ?? defaultPort($('tls').value));
   set('user', q.get('user') ?? demo?.user);
   if (demo && !q.get('host')) set('password', demo.password);
+  const caInput = $('ca');
+  caInput?.addEventListener('change', async () => {
+    const file = caInput.files?.[0];
+    caPem = file ? await file.text() : null;
+  });
+  const e2e = $('e2e');
+  if (e2e) {
+    e2e.checked = q.has('e2e') ? q.get('e2e') === '1' : bridge?.endToEndOnly === true;
+    // TLS in the browser needs TLS: not with "none".
+    const sync = () => {
+      const none = $('tls').value === 'none';
+      e2e.disabled = none;
+      if (none) e2e.checked = false;
+      if (caInput) caInput.disabled = !e2e.checked;
+    };
+    $('tls').addEventListener('change', sync);
+    e2e.addEventListener('change', sync);
+    sync();
+  }
 
   // Switching security switches the port when it still is the standard one
   // (or the demo's) of the previous choice.
@@ -92,18 +128,40 @@ export function showDemoBanner(demo) {
   b.classList.remove('hidden');
 }
 
+/** The CA certificate picked in the form (PEM text), for end-to-end TLS. */
+let caPem = null;
+
 /** The connection options from the form. */
 export function connectOptions(extra = {}) {
+  const endToEnd = $('e2e')?.checked ?? false;
   return {
     bridge: $('bridge').value.trim(),
     host: $('host').value.trim(),
     port: Number($('port').value),
     tls: $('tls').value,
+    endToEnd,
+    ca: endToEnd && caPem ? caPem : undefined,
     timeoutMs: 30000,
     allowInsecureAuth: $('insecure')?.checked ?? false,
     ...extra,
   };
 }
+
+/** Where TLS ends, in a sentence, for `c.tls` (null: no TLS). */
+export function whereTlsEnds(tls) {
+  if (!tls) return 'Nowhere: there is no TLS, everything travels readable.';
+  return tls.endToEnd
+    ? 'In this browser (end to end): the bridge relayed only ciphertext and never held a key.'
+    : 'At the bridge: it decrypts the session and could read everything, the password included.';
+}
+
+/** The title of a TLS failure by `err.reason` (the detail quotes names and dates). */
+const TLS_TITLES = {
+  [TlsReason.UNTRUSTED]: 'Certificate not trusted',
+  [TlsReason.EXPIRED]: 'Certificate expired',
+  [TlsReason.NOT_YET_VALID]: 'Certificate not yet valid',
+  [TlsReason.WRONG_NAME]: 'Certificate for another name',
+};
 
 /**
  * An error in words: `{ title, text, detail }`, keyed on the error's
@@ -122,7 +180,7 @@ export function explain(err, ctx = {}) {
     case ErrorCode.CONNECT_FAILED:
       return m('Cannot connect to the server', `The bridge could not open a TCP connection to ${target}: the server is down, the port is closed, or a firewall drops the connection.`, err?.message);
     case ErrorCode.TLS_FAILED:
-      return m('TLS certificate problem', `The secure connection to ${target} failed: the certificate is not trusted, has expired, or does not name this host — or the port does not speak TLS (implicit TLS is usually port 995; STLS upgrades port 110).`, err?.message);
+      return m(TLS_TITLES[err?.reason] ?? 'TLS certificate problem', `The secure connection to ${target} failed: the certificate is not trusted, has expired, or does not name this host — or the port does not speak TLS (implicit TLS is usually port 995; STLS upgrades port 110).`, err?.message);
     case ErrorCode.AUTH_FAILED: {
       // [AUTH] or no code: the credentials (IN-USE, LOGIN-DELAY and SYS/*
       // on a login are SERVER_ERROR, below).

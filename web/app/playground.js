@@ -3,7 +3,7 @@
 // what went over the wire.
 import { Pop3Client } from '../pop3-wasm/js/browser.js';
 import { respCodeHint } from '../pop3-wasm/js/resp-codes.js';
-import { $, el, loadDemo, fillForm, showDemoBanner, connectOptions, explain, errorBox } from './common.js';
+import { $, el, loadDemo, loadBridgeInfo, fillForm, showDemoBanner, connectOptions, explain, errorBox, whereTlsEnds } from './common.js';
 
 /** The seed page's one-line explanations (and RFC 1939/2449/5034 for the rest). */
 const COMMANDS = [
@@ -33,8 +33,8 @@ let ctx = {};
 /** Lines that carry a password or SASL data stay out of the history (as in `pop3 shell`). */
 const SECRET = /^\s*(PASS|APOP|AUTH)\b/i;
 
-const demo = await loadDemo();
-fillForm(demo);
+const [demo, bridgeInfo] = await Promise.all([loadDemo(), loadBridgeInfo()]);
+fillForm(demo, bridgeInfo);
 showDemoBanner(demo);
 
 function show(cls, text) {
@@ -72,18 +72,22 @@ $('connect').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   if (client) return;
   $('error').replaceChildren();
-  const opts = connectOptions({ onTranscript });
   // "STLS by hand": the connection starts in plain text and the user types
   // STLS; the client must not do it on its own.
-  const byHand = opts.tls === 'starttls';
-  if (byHand) opts.tls = 'none';
+  const byHand = $('tls').value === 'starttls';
+  const opts = connectOptions({ onTranscript, manualStls: byHand });
   ctx = { host: opts.host, port: opts.port, bridge: opts.bridge };
-  note(`connecting to ${opts.host}:${opts.port} (${opts.tls === 'implicit' ? 'implicit TLS' : 'plain text'}) through ${opts.bridge}`);
+  const e2e = opts.endToEnd ? ', end-to-end TLS in this browser' : '';
+  note(`connecting to ${opts.host}:${opts.port} (${opts.tls === 'implicit' ? 'implicit TLS' : 'plain text'}${e2e}) through ${opts.bridge}`);
   $('connect-btn').disabled = true;
   try {
     client = await Pop3Client.connect(opts);
-    if (client.tls) note(`TLS: ${client.tls.protocol}, ${client.tls.cipher}, certificate ${client.tls.certificate.subject}`);
-    if (byHand) note('plain text so far: type STLS to start TLS before you log in');
+    if (client.tls) tlsNote(client.tls);
+    if (byHand) {
+      note(opts.endToEnd
+        ? 'plain text so far: type STLS to start TLS in this browser; only CAPA and STLS are sent before it'
+        : 'plain text so far: type STLS to start TLS before you log in');
+    }
     setConnected(true);
     $('line').focus();
   } catch (e) {
@@ -125,7 +129,12 @@ async function run(line) {
     setConnected(false);
   }
   // raw('STLS') resolves once the handshake is done (or with -ERR).
-  if (upper === 'STLS' && c.tls) note(`TLS: ${c.tls.protocol}, ${c.tls.cipher}, certificate ${c.tls.certificate.subject}`);
+  if (upper === 'STLS' && c.tls) tlsNote(c.tls);
+}
+
+function tlsNote(tls) {
+  note(`TLS: ${tls.protocol}, ${tls.cipher}, certificate ${tls.certificate.subject}`);
+  note(`TLS ends: ${whereTlsEnds(tls)}`);
 }
 
 // Lines typed while a command is still running wait their turn: nothing

@@ -112,6 +112,10 @@ pub struct Config {
     pub tls: TlsMode,
     /// TLS in the client (feature `tls`): the bridge relays ciphertext.
     pub end_to_end: bool,
+    /// With `tls: Starttls`: the connect sequence stops after the first
+    /// CAPA and the caller sends STLS (`Request::Raw("STLS")`, the
+    /// playground's "STLS by hand").
+    pub manual_stls: bool,
     /// CA certificates to trust besides the webpki roots (PEM or DER), for
     /// the client's TLS engine.
     pub ca: Vec<u8>,
@@ -142,6 +146,7 @@ impl Config {
             port: tls.default_port(),
             tls,
             end_to_end: false,
+            manual_stls: false,
             ca: Vec::new(),
             deadlines: Deadlines::all(DEFAULT_TIMEOUT),
             keepalive: None,
@@ -176,6 +181,9 @@ impl Config {
             return Err(Failure::invalid_argument(
                 "`endToEnd` is TLS in the client: it needs tls: 'implicit' or 'starttls', not 'none'",
             ));
+        }
+        if self.manual_stls && self.tls != TlsMode::Starttls {
+            return Err(Failure::invalid_argument("`manualStls` goes with tls: 'starttls'"));
         }
         if self.end_to_end && !cfg!(feature = "tls") {
             return Err(Failure::new(

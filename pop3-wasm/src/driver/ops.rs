@@ -64,6 +64,18 @@ impl Handle {
             if let Some(f) = &c.failure {
                 return Err(f.clone());
             }
+            // End to end, nothing readable but CAPA and STLS goes out before
+            // TLS: what the bridge lets through (wire v2), and what keeps a
+            // user name off the relay.
+            if c.cfg.end_to_end && !c.tls_up && !matches!(cmd, Command::Capa | Command::Stls) {
+                return Err(Failure::new(
+                    ErrorCode::InvalidState,
+                    format!(
+                        "{} is not sent before TLS in an end-to-end session; send STLS first",
+                        cmd.verb()
+                    ),
+                ));
+            }
             let id = match sink {
                 None => c.session.enqueue(cmd)?,
                 Some((part, collected)) => {
@@ -293,7 +305,7 @@ async fn connect_steps(h: &Handle) -> Result<(), Failure> {
     h.enter(Phase::Capa);
     h.command_within(Command::Capa, d.command).await?;
 
-    if tls == TlsMode::Starttls {
+    if tls == TlsMode::Starttls && !h.with(|c| c.cfg.manual_stls) {
         let r = starttls(h, d.command, d.tls).await?;
         if !r.is_ok() {
             return Err(Failure {

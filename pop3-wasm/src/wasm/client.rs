@@ -807,6 +807,12 @@ export interface ConnectOptions {
    */
   endToEnd?: boolean;
   /**
+   * With `tls: 'starttls'`: connect stops after the first CAPA, in plain text,
+   * and `raw('STLS')` starts TLS (the playground's "STLS by hand"). End to
+   * end, only CAPA and STLS may be sent before TLS.
+   */
+  manualStls?: boolean;
+  /**
    * CA certificates (PEM, or DER bytes) trusted for the server's certificate
    * besides the built-in roots: with `endToEnd` (browsers too), and in Node's
    * direct mode. Not with bridge-side TLS (the bridge trusts its --ca-file).
@@ -895,6 +901,7 @@ fn read_connect(o: &JsValue) -> Result<Connect, Failure> {
         command: opt_ms(&t, "command")?.unwrap_or(base),
     };
     config.end_to_end = get(o, "endToEnd").is_truthy();
+    config.manual_stls = get(o, "manualStls").is_truthy();
     config.ca = opt_ca(o)?;
     config.keepalive = opt_ms(o, "keepaliveMs")?;
     config.pipelining = get(o, "pipelining").as_bool() != Some(false);
