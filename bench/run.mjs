@@ -5,11 +5,12 @@
 // builds the bridge in release mode and raises the file-descriptor limit
 // first.
 //
-//   node bench/run.mjs [--quick] [--only slow,scan,bulk,bridge,scale,size,exporter] [--strict]
+//   node bench/run.mjs [--quick] [--only slow,scan,bulk,bridge,scale,size,exporter,e2e] [--strict]
 //
 // slow: scenario 1, the slow link (real TCP between network namespaces,
 // bench/slow-link.mjs); scan: 2, the header scan on loopback; bulk: 3;
-// bridge: 4; scale: 5; size: 6. A new scenario is one more
+// bridge: 4; scale: 5; size: 6; exporter: 7; e2e: 8 (end-to-end TLS,
+// bench/end-to-end.mjs). A new scenario is one more
 // `if (want('name')) await scenario('…', async () => { … row(…) … })` block
 // below, its own module if it is long.
 //
@@ -34,6 +35,7 @@ import { onExit } from '../tests/fixtures/cleanup.mjs';
 import { addUser } from './mailbox.mjs';
 import { startSlowLink, startServer, startFloorServer } from './slow-link.mjs';
 import { exporterScale } from './exporter-scale.mjs';
+import { endToEndScenario } from './end-to-end.mjs';
 import { Pop3Client } from '../pop3-wasm/js/node.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -375,7 +377,7 @@ try {
     cleanup.push(() => native.stop());
   }
 
-  const needDovecot = want('scan') || want('bulk') || want('scale') || want('size');
+  const needDovecot = want('scan') || want('bulk') || want('scale') || want('size') || want('e2e');
   let dc;
   if (needDovecot) {
     log('starting Dovecot, writing the bench mailboxes');
@@ -401,9 +403,9 @@ try {
       cleanup.push(() => floorServer.stop());
       const G = '1 slow link';
       /** pop3-wasm in Node on the client side: `mode` 'scan' (summaries()) or 'retr' (retrMany()). */
-      const slowClient = async (mode, options = {}) => {
+      const slowClient = async (mode, options = {}, to = { bridge: far.bridgeUrl, port: far.pop3 }) => {
         const [cmd, args] = link.clientCommand(process.execPath, [path.join(HERE, 'slow-link-client.mjs'), JSON.stringify({
-          mode, bridge: far.bridgeUrl, port: far.pop3, user: SCAN_USER, count: P.scanCount, reps: P.slowReps, options,
+          mode, ...to, user: SCAN_USER, count: P.scanCount, reps: P.slowReps, options,
         })]);
         const r = await run(cmd, args);
         if (r.code !== 0) throw new Error(`slow-link-client.mjs ${mode} failed (${r.code}): ${r.stderr.slice(-2000)}`);
@@ -451,6 +453,18 @@ try {
           r[mode].floor = { wireBytes: wire, fetchSeconds: fetched, seconds: floor };
           row(G, `… against plain TCP: the same ${(wire / 1e6).toFixed(2)} MB as one answer on a fresh connection${mode === 'scan' ? ', + 1 RTT' : ''}`, {
             ours: median(o.seconds), base: floor, unit: 's', ratio: median(o.seconds) / floor, targetText: '(reported: ours ÷ TCP)',
+          });
+        }
+        if (rtt === SLOW_RTTS[0]) {
+          // The handshake in the client: end-to-end TLS, STLS by the client,
+          // its rustls in wasm; straight across the link (the far bridge
+          // relays end to end only once it speaks wire v2).
+          const e2e = { endToEnd: true, tls: 'starttls', caFile: far.caFile };
+          const o = await slowClient('scan', e2e, { bridge: null, host: far.pop3Addr.host, port: far.pop3Addr.port });
+          r.scanEndToEnd = o.seconds;
+          const speedup = r.scan.poplib / median(o.seconds);
+          row(G, `summaries() of ${P.scanCount}, end-to-end TLS in the client (STLS, direct across the link), ${rtt} ms RTT`, {
+            ours: median(o.seconds), base: r.scan.poplib, unit: 's', ratio: speedup, targetText: 'poplib time ≥ 120× ours', pass: speedup >= 120,
           });
         }
         if (!QUICK && rtt === SLOW_RTTS[0]) {
@@ -753,6 +767,22 @@ try {
         row('6 size and start', `node start → first STAT (${mode === 'bridge' ? 'through the bridge' : 'direct'}), ms`, { ours: median(ms) });
       }
     });
+  }
+
+  // ---------------------------------------------------------------- 8 (bench/end-to-end.mjs)
+  if (want('e2e')) {
+    await scenario('end-to-end TLS', () => endToEndScenario({
+      quick: QUICK, dc, user: SCAN_USER, count: P.scanCount, reps: P.bulkReps, row, raw, log, median,
+      // poplib over POP3S, the same RETRs: scenario 3's figures when it ran.
+      poplib: async () => {
+        if (!raw.bulk?.poplib?.length) {
+          const r = await python(['retr', '--ssl', '--ca', dc.caFile, '--port', String(dc.ports.pop3s),
+            '--user', SCAN_USER.name, '--password', SCAN_USER.password, '--ids', `1-${P.scanCount}`]);
+          raw.bulk = { ...raw.bulk, poplib: [r.bytes / 2 ** 20 / r.seconds] };
+        }
+        return median(raw.bulk.poplib);
+      },
+    }));
   }
 
   // ---------------------------------------------------------------- 7 (bench/exporter-scale.mjs)

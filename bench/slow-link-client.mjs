@@ -4,18 +4,24 @@
 //
 //   node bench/slow-link-client.mjs '{"mode":"scan"|"retr","bridge":URL,"port":N,"user":{…},"count":N,"reps":N,"options":{}}'
 //
+// `bridge` null: straight to `host` (end to end, `options` say so: endToEnd,
+// tls, ca as a file name).
+//
 // Each repetition connects and logs in (SASL PLAIN, not timed), then times
 // summaries() or retrMany(1..count) with the default options (plus
 // `options`, given to connect()), checks the result and sends QUIT. Prints
 // {"seconds":[…],"bytes":N} (bytes: the LIST sizes of what retrMany fetched).
+import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Pop3Client } from '../pop3-wasm/js/node.js';
 
-const { mode, bridge, port, user, count, reps, options = {} } = JSON.parse(process.argv[2]);
+const { mode, bridge, host = '127.0.0.1', port, user, count, reps, options = {} } = JSON.parse(process.argv[2]);
+if (options.caFile) options.ca = fs.readFileSync(options.caFile);
+delete options.caFile;
 const seconds = [];
 let bytes = 0;
 for (let i = 0; i < reps; i++) {
-  const c = await Pop3Client.connect({ bridge, host: '127.0.0.1', port, tls: 'none', allowInsecureAuth: true, timeoutMs: 600_000, ...options });
+  const c = await Pop3Client.connect({ bridge, host, port, tls: 'none', allowInsecureAuth: true, timeoutMs: 600_000, ...options });
   await c.auth('PLAIN', { username: user.name, password: user.password });
   if (!c.pipelining) throw new Error('the server did not offer PIPELINING');
   if (mode === 'scan') {

@@ -5,7 +5,7 @@
 //
 //   node bench/slow-link-server.mjs '{"address":"10.199.0.2","user":{…},"count":1000}'
 //
-// Prints {"pop3":N,"bridgePort":N} once both listen; runs until stdin closes
+// Prints {"pop3":N,"bridgePort":N,"caFile":PATH} once both listen; runs until stdin closes
 // (the fixtures stop Dovecot and the bridge on exit).
 import { startDovecot, bulkMessage } from '../tests/fixtures/dovecot.mjs';
 import { startBridge } from '../tests/fixtures/bridge.mjs';
@@ -16,6 +16,9 @@ const { address, user, count } = JSON.parse(process.argv[2]);
 // The fixture listens on 127.0.0.1 (the bridge's side); poplib, the
 // baseline, comes over the link, so POP3 listens on `address` as well.
 const dc = await startDovecot({
+  // End to end (scenario 1's row with TLS in the client), the certificate
+  // names the address the client reaches over the link.
+  certIps: address === '127.0.0.1' ? [] : [address],
   extraConfig:
     address === '127.0.0.1'
       ? ''
@@ -42,7 +45,7 @@ const bridge = await startBridge({
   // transfer allowance or rate may cut a measured session.
   extraArgs: ['--log-level', 'warn', '--max-bytes-per-ip-hour', String(2 ** 50), '--connect-burst', '100000', '--global-connect-burst', '100000'],
 });
-process.stdout.write(`${JSON.stringify({ pop3: dc.ports.pop3, bridgePort: bridge.port })}\n`);
+process.stdout.write(`${JSON.stringify({ pop3: dc.ports.pop3, bridgePort: bridge.port, caFile: dc.caFile })}\n`);
 process.stdin.resume();
 process.stdin.on('end', async () => {
   await bridge.stop();

@@ -21,7 +21,7 @@
 //
 //   const link = await startSlowLink({ rttMs: 50 });
 //   link.kind                    // 'netns' | 'relay'
-//   const far = await startServer(link, { user, count });  // { pop3, bridgeUrl, pop3Addr: { host, port } }
+//   const far = await startServer(link, { user, count });  // { pop3, bridgeUrl, pop3Addr: { host, port }, caFile }
 //   const floor = await startFloorServer(link);            // floor.fetch(bytes, reps) → seconds[]
 //   link.clientCommand('node', [...])                     // [cmd, args] that run in the client namespace
 //   await link.setRtt(200);
@@ -223,10 +223,11 @@ export async function startServer(link, { user, count }) {
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   // SIGTERM: the child's own exit hooks stop its Dovecot and bridge.
   const off = onExit(() => child.kill('SIGTERM'));
-  const { pop3, bridgePort } = JSON.parse(await firstLine(child, 'slow-link-server.mjs'));
+  const { pop3, bridgePort, caFile } = JSON.parse(await firstLine(child, 'slow-link-server.mjs'));
   const bridge = await link.reach(bridgePort);
   return {
     pop3,
+    caFile,
     bridgeUrl: `ws://${bridge.host}:${bridge.port}/pop3`,
     pop3Addr: await link.reach(pop3),
     async stop() {

@@ -9,7 +9,7 @@
 #
 #   scripts/bench.sh            full run (about 6 minutes once built)
 #   scripts/bench.sh --quick    every scenario at small sizes (about 40 s once built)
-#   scripts/bench.sh --only slow,scan,bulk,bridge,scale,size,exporter   a subset
+#   scripts/bench.sh --only slow,scan,bulk,bridge,scale,size,exporter,e2e   a subset
 #   scripts/bench.sh --strict   exit 2 when a target is not met
 set -euo pipefail
 cd "$(dirname "$0")/.."

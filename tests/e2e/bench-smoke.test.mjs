@@ -31,7 +31,7 @@ test('bench --quick runs every scenario and writes its results', { timeout: 240_
   fs.rmSync(file); // a smoke run's figures are not worth keeping
   assert.deepEqual(result.errors, []);
   const scenarios = new Set(result.rows.map((row) => row.scenario.split(' ')[0]));
-  assert.deepEqual([...scenarios].sort(), ['1', '2', '3', '4', '5', '6', '7']);
+  assert.deepEqual([...scenarios].sort(), ['1', '2', '3', '4', '5', '6', '7', '8']);
   assert.match(r.stdout, /\| scenario \| measure \|/);
   // The slow link says which it was: real TCP between namespaces where
   // they can be made (root, /dev/net/tun, `ip`), else the relay and why.

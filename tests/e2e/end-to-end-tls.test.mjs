@@ -29,7 +29,7 @@ import { makeTestCertificates } from '../fixtures/certs.mjs';
 import { startInjectingStlsServer } from '../fixtures/stls-server.mjs';
 import { rejectsWith } from '../fixtures/assert.mjs';
 import { REPO_ROOT } from '../fixtures/bridge.mjs';
-import { launchChromium, collectPageErrors, screenshot, checkerConnect, checkerRows, playgroundType } from '../fixtures/browser.mjs';
+import { launchChromium, collectPageErrors, screenshot, checkerConnect, checkerRows, playgroundType, writeTestPage, testPageResult } from '../fixtures/browser.mjs';
 
 let dc;
 let certs;
@@ -191,10 +191,9 @@ function pagesWithTestPage() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pop3-wasm-e2e-pages-'));
   cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.cpSync(path.join(REPO_ROOT, 'web'), dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'e2e.html'), '<!doctype html><html><body><pre id="result"></pre><script type="module" src="./e2e.js"></script></body></html>\n');
-  // A module script (the CSP allows no inline script).
-  fs.writeFileSync(
-    path.join(dir, 'e2e.js'),
+  writeTestPage(
+    dir,
+    'e2e',
     `import { Pop3Client } from './pop3-wasm/js/browser.js';
 const q = new URLSearchParams(location.search);
 const out = document.getElementById('result');
@@ -248,9 +247,7 @@ test('Chromium: the TLS-capable module is fetched only by a session that asks; e
   const page = await open();
   for (const [mode, port] of [['implicit', dc.ports.pop3s], ['starttls', dc.ports.pop3]]) {
     const q = new URLSearchParams({ bridge: bridge.url, port: String(port), tls: mode, ca: dc.ca.toString(), user: a.name, password: a.password, count: String(a.count) });
-    await page.goto(`${bridge.httpUrl}/e2e.html?${q}`);
-    await page.waitForFunction(() => document.getElementById('result').textContent !== '', null, { timeout: 60_000 });
-    const r = JSON.parse(await page.textContent('#result'));
+    const r = await testPageResult(page, `${bridge.httpUrl}/e2e.html?${q}`);
     assert.equal(r.ok, true, JSON.stringify(r));
     assert.equal(r.tls.endToEnd, true);
     assert.deepEqual(r.tls.chain[0].dnsNames, ['localhost']);

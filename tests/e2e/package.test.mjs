@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startBridgeFor, REPO_ROOT } from '../fixtures/bridge.mjs';
-import { launchChromium } from '../fixtures/browser.mjs';
+import { launchChromium, writeTestPage, testPageResult } from '../fixtures/browser.mjs';
+import { startEndToEndBridge } from '../fixtures/e2e-bridge.mjs';
 
 let dc;
 let bridge;
@@ -37,7 +38,12 @@ test('the packed tarball installs into an empty project and RETRs byte-exact', (
   });
   const tarball = path.join(dir, out.trim().split('\n').pop());
   const listing = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n');
-  for (const f of ['package/pop3-wasm/js/node.js', 'package/pop3-wasm/js/index.d.ts', 'package/pop3-wasm/pkg/pop3_wasm_bg.wasm']) {
+  for (const f of [
+    'package/pop3-wasm/js/node.js', 'package/pop3-wasm/js/index.d.ts', 'package/pop3-wasm/js/entry.js',
+    'package/pop3-wasm/js/error-codes.js', 'package/pop3-wasm/js/error-codes.d.ts', 'package/pop3-wasm/js/errors.d.ts',
+    'package/pop3-wasm/pkg/pop3_wasm_bg.wasm', 'package/pop3-wasm/pkg/pop3_wasm.d.ts',
+    'package/pop3-wasm/pkg/pop3_wasm_tls.js', 'package/pop3-wasm/pkg/pop3_wasm_tls_bg.wasm',
+  ]) {
     assert.ok(listing.includes(f), `${f} missing from the tarball:\n${listing.join('\n')}`);
   }
   assert.ok(!listing.some((f) => f.includes('/src/') || f.includes('tests/')), 'sources or tests in the tarball');
@@ -78,23 +84,21 @@ test('a page importing the package, bundled by Vite, lists the mailbox in Chromi
   assert.ok(app, 'the tarball was installed by the test before');
   const web = path.join(app, 'web');
   fs.mkdirSync(web);
-  fs.writeFileSync(
-    path.join(web, 'index.html'),
-    '<!doctype html><html><body><pre id="result"></pre><script type="module" src="./main.js"></script></body></html>\n',
-  );
   // What a user's page does: the browser entry (no bundler-specific code),
   // its .wasm found by `new URL(…, import.meta.url)`, which Vite rewrites.
-  fs.writeFileSync(
-    path.join(web, 'main.js'),
+  writeTestPage(
+    web,
+    'index',
     `import { Pop3Client } from 'pop3-wasm';
 const q = new URLSearchParams(location.search);
 const out = document.getElementById('result');
 try {
-  const c = await Pop3Client.connect({ bridge: q.get('bridge'), host: q.get('host'), port: Number(q.get('port')), tls: 'implicit' });
+  const e2e = q.has('ca') ? { endToEnd: true, ca: q.get('ca') } : {};
+  const c = await Pop3Client.connect({ bridge: q.get('bridge'), host: q.get('host'), port: Number(q.get('port')), tls: 'implicit', ...e2e });
   await c.login(q.get('user'), q.get('password'));
   const uids = await c.uidl();
   await c.quit();
-  out.textContent = JSON.stringify({ ok: true, protocol: c.tls?.protocol ?? null, uids });
+  out.textContent = JSON.stringify({ ok: true, protocol: c.tls?.protocol ?? null, endToEnd: c.tls?.endToEnd ?? null, uids });
 } catch (e) {
   out.textContent = JSON.stringify({ ok: false, code: e.code ?? null, message: String(e.message ?? e) });
 }
@@ -103,7 +107,8 @@ try {
   const vite = path.join(REPO_ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
   const log = execFileSync(process.execPath, [vite, 'build', '--logLevel', 'info'], { cwd: web, encoding: 'utf8' });
   const assets = fs.readdirSync(path.join(web, 'dist', 'assets'));
-  assert.ok(assets.some((f) => f.endsWith('.wasm')), `Vite emitted no .wasm: ${assets.join(', ')}\n${log}`);
+  // Both modules: the TLS-capable one as its own asset, for a session that asks.
+  assert.equal(assets.filter((f) => f.endsWith('.wasm')).length, 2, `Vite's .wasm assets: ${assets.join(', ')}\n${log}`);
 
   // The bundle is served by a bridge of its own (same origin as its WebSocket).
   const pageBridge = await startBridgeFor(dc, { serve: path.join(web, 'dist') });
@@ -114,12 +119,23 @@ try {
     page.on('pageerror', (e) => errors.push(e.message));
     const a = dc.users.alice;
     const q = new URLSearchParams({ bridge: pageBridge.url, host: dc.host, port: String(dc.ports.pop3s), user: a.name, password: a.password });
-    await page.goto(`${pageBridge.httpUrl}/index.html?${q}`);
-    await page.waitForFunction(() => document.getElementById('result').textContent !== '', null, { timeout: 20_000 });
-    const result = JSON.parse(await page.textContent('#result'));
-    assert.deepEqual(result, { ok: true, protocol: result.protocol, uids: a.uids.map((uid, i) => ({ id: i + 1, uid })) });
+    const result = await testPageResult(page, `${pageBridge.httpUrl}/index.html?${q}`);
+    assert.deepEqual(result, { ok: true, protocol: result.protocol, endToEnd: false, uids: a.uids.map((uid, i) => ({ id: i + 1, uid })) });
     assert.match(result.protocol, /^TLSv1\.[23]$/);
     assert.deepEqual(errors, []);
+
+    // End to end: the bundle's TLS-capable chunk, loaded by the session that asks.
+    const e2eBridge = await startEndToEndBridge(dc, { serve: path.join(web, 'dist') });
+    try {
+      const e2ePage = await browser.newPage();
+      e2ePage.on('pageerror', (e) => errors.push(e.message));
+      const q2 = new URLSearchParams({ bridge: e2eBridge.url, host: '127.0.0.1', port: String(dc.ports.pop3s), user: a.name, password: a.password, ca: dc.ca.toString() });
+      const r2 = await testPageResult(e2ePage, `${e2eBridge.httpUrl}/index.html?${q2}`);
+      assert.deepEqual(r2, { ok: true, protocol: r2.protocol, endToEnd: true, uids: a.uids.map((uid, i) => ({ id: i + 1, uid })) });
+      assert.deepEqual(errors, []);
+    } finally {
+      await e2eBridge.stop();
+    }
   } finally {
     await browser.close();
     await pageBridge.stop();

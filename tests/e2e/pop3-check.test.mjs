@@ -13,6 +13,7 @@ import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startBridgeFor, REPO_ROOT } from '../fixtures/bridge.mjs';
 import { startScripted } from '../fixtures/scripted.mjs';
 import { runNode } from '../fixtures/cli.mjs';
+import { startEndToEndBridge } from '../fixtures/e2e-bridge.mjs';
 
 const BIN = path.join(REPO_ROOT, 'pop3-wasm', 'js', 'cli', 'pop3-check.js');
 
@@ -83,6 +84,20 @@ test('STLS direct: the tls phase is the STLS exchange and handshake', async () =
   assert.equal(j.status, 'OK');
   for (const k of ['connect', 'tls', 'greeting', 'auth', 'stat', 'total']) assert.ok(j.timings[k] > 0, `${k}: ${j.timings[k]}`);
   assert.equal(j.tls.certificate.subject, 'O=pop3-wasm tests, CN=localhost');
+});
+
+test('--end-to-end: TLS in the client, directly and through a bridge that relays end to end', async () => {
+  const e2eBridge = await startEndToEndBridge(dc);
+  cleanups.push(() => e2eBridge.stop());
+  for (const via of [[], ['--bridge', e2eBridge.url]]) {
+    const r = await check([`pop3://alice@127.0.0.1:${dc.ports.pop3}`, '--tls', 'starttls', '--ca-file', dc.caFile, '--end-to-end', '--json', ...via], pw());
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.status, 'OK');
+    assert.equal(j.tls.endToEnd, true);
+    assert.deepEqual(j.tls.chain[0].dnsNames, ['localhost']);
+    assert.ok(j.timings.tls > 0, `the client's STLS and handshake are timed: ${j.timings.tls}`);
+  }
 });
 
 test('WARNING: certificate days, message count, a slow phase', async () => {

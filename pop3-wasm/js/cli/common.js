@@ -61,6 +61,7 @@ export function target(url, o) {
     user: o.user ?? fromUrl.user,
     auth: o.auth?.toUpperCase() ?? fromUrl.auth,
     bridge: o.bridge,
+    endToEnd: Boolean(o.endToEnd),
     token: o.tokenEnv ? process.env[o.tokenEnv] : undefined,
     ca: undefined,
     caFile: o.caFile,
@@ -72,7 +73,9 @@ export function target(url, o) {
   if (!Number.isInteger(t.port) || t.port < 1 || t.port > 65535) throw new UsageError(`bad port ${t.port}`);
   if (o.tokenEnv && !t.token) throw new UsageError(`--token-env ${o.tokenEnv}: that variable is not set`);
   if (t.caFile) {
-    if (t.bridge) throw new UsageError('--ca-file is for direct connections; the bridge trusts what its own --ca-file names');
+    if (t.bridge && !t.endToEnd) {
+      throw new UsageError('--ca-file is for direct connections and --end-to-end; a bridge doing TLS trusts what its own --ca-file names');
+    }
     try {
       t.ca = fs.readFileSync(t.caFile);
     } catch (e) {
