@@ -62,6 +62,14 @@ before(async () => {
       encoding: 'utf8',
     }).trim();
   }
+  // End to end, a token says so (it opens no bridge-side session, nor the other way round).
+  for (const [port, tls] of [[dc.ports.pop3s, 'implicit'], [dc.ports.pop3, 'starttls']]) {
+    tokens[`${port}/${tls}/e2e`] = execFileSync(
+      bridgeBinary(),
+      ['token', '--host', dc.host, '--port', String(port), '--tls', tls, '--end-to-end', '--token-secret-file', secretFile],
+      { encoding: 'utf8' },
+    ).trim();
+  }
   const start = (filter, format) =>
     startBridge({
       allow: [`${dc.host}:${dc.ports.pop3},${dc.ports.pop3s}`],
@@ -92,7 +100,7 @@ function connect(mode, extra = {}, via = bridge) {
   return Pop3Client.connect({
     bridge: via.url,
     host: dc.host,
-    token: tokens[`${m.port}/${m.tls}`],
+    token: tokens[`${m.port}/${m.tls}${extra.endToEnd ? '/e2e' : ''}`],
     timeoutMs: 15000,
     onTranscript: (l) => transcript.push({ ...l, mode }),
     ...m,
