@@ -199,7 +199,7 @@ const q = new URLSearchParams(location.search);
 const out = document.getElementById('result');
 const b64 = (u8) => btoa(Array.from(u8, (b) => String.fromCharCode(b)).join(''));
 try {
-  const c = await Pop3Client.connect({ bridge: q.get('bridge'), host: '127.0.0.1', port: Number(q.get('port')), tls: q.get('tls'), endToEnd: true, ca: q.get('ca') });
+  const c = await Pop3Client.connect({ bridge: q.get('bridge'), host: '127.0.0.1', port: Number(q.get('port')), tls: q.get('tls'), endToEnd: true, ca: q.get('ca') ?? undefined });
   await c.login(q.get('user'), q.get('password'));
   const retr = [];
   const top = [];
@@ -217,7 +217,7 @@ try {
   return dir;
 }
 
-test('Chromium: the TLS-capable module is fetched only by a session that asks; end to end under the CSP, byte-exact', async () => {
+test('Chromium: the TLS-capable module is fetched only by a session that asks; end to end under the CSP, byte-exact; an untrusted certificate is TLS_FAILED', async () => {
   const serve = pagesWithTestPage();
   const bridge = await startEndToEndBridge(dc, { serve });
   cleanups.push(() => bridge.stop());
@@ -255,6 +255,15 @@ test('Chromium: the TLS-capable module is fetched only by a session that asks; e
       assert.ok(Buffer.from(r.retr[n - 1], 'base64').equals(dc.expected('alice', n)), `RETR ${n} in Chromium (${mode})`);
       assert.ok(Buffer.from(r.top[n - 1], 'base64').equals(dc.expectedTop('alice', n, 2)), `TOP ${n} 2 in Chromium (${mode})`);
     }
+  }
+  // Without the test CA, the browser's engine does not trust Dovecot: TLS_FAILED, untrusted, the issuer named.
+  for (const [mode, port] of [['implicit', dc.ports.pop3s], ['starttls', dc.ports.pop3]]) {
+    const q = new URLSearchParams({ bridge: bridge.url, port: String(port), tls: mode, user: a.name, password: a.password, count: '1' });
+    const r = await testPageResult(page, `${bridge.httpUrl}/e2e.html?${q}`);
+    assert.deepEqual(r, {
+      ok: false, code: 'TLS_FAILED', reason: 'untrusted',
+      message: 'certificate not trusted (unknown issuer: O=pop3-wasm tests, CN=pop3-wasm test CA)',
+    });
   }
   assert.ok(tlsModule(page.requests).some((u) => /pop3_wasm_tls_bg\.wasm$/.test(u)), page.requests.join('\n'));
   assert.deepEqual(page.errors, [], 'no CSP violation loading or running the TLS-capable module');
