@@ -6,8 +6,9 @@
 // itself. A recording relay between the bridge and Dovecot shows what
 // reached the server: CAPA/STLS and TLS records, never a command or a
 // password; plaintext before the ClientHello ends the session (4400) before
-// it gets there. The package's own (v1) client gets BRIDGE_REJECTED from
-// that bridge, and the bridge's trace-level logs hold no password.
+// it gets there. The package's client asking for bridge-side TLS gets
+// BRIDGE_REJECTED from that bridge, and its trace-level logs hold no
+// password.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
@@ -217,7 +218,7 @@ test('plaintext before the ClientHello ends the session with 4400 and never reac
   }
 });
 
-test('the package\'s v1 client gets BRIDGE_REJECTED from an end-to-end-only bridge, and /bridge.json says why', async () => {
+test('the package\'s client without endToEnd gets BRIDGE_REJECTED from an end-to-end-only bridge, and /bridge.json says why', async () => {
   for (const [port, mode] of [[relay995.port, 'implicit'], [relay110.port, 'starttls']]) {
     const e = await Pop3Client.connect({ bridge: bridge.url, host: 'localhost', port, tls: mode, WebSocket, timeoutMs: 10000 })
       .then(() => assert.fail('connected'), (e) => e);
