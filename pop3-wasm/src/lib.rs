@@ -5,6 +5,8 @@
 //!   time passed in, and where TLS ends. Every front end goes through it.
 //! - [`wire`]: ws-bridge's session wire format, for the bridge and the
 //!   client both.
+//! - [`diagnose`] (feature `diagnose`): the analyzer's rules — a
+//!   diagnosis session's facts judged step by step, with hints.
 //! - [`proto`]: the sans-IO core (commands, responses, multi-line bodies,
 //!   capabilities, SASL, the session state machine). Builds and tests
 //!   natively; no I/O, no clock.
@@ -16,6 +18,8 @@
 //! - `wasm` (wasm32 only): the JS face — `Pop3Client`, the WebSocket
 //!   transport to `ws-bridge`, and the mapping of errors onto `Pop3Error`.
 
+#[cfg(feature = "diagnose")]
+pub mod diagnose;
 pub mod driver;
 pub mod proto;
 pub mod summary;

@@ -513,7 +513,7 @@ pub const V1_NO_END_TO_END: &str = "this bridge does not relay end-to-end TLS (w
 
 /// Appends `s` as a JSON string (quotes, escapes, control characters as
 /// `\u00XX`).
-fn json_string(out: &mut String, s: &str) {
+pub(crate) fn json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -41,6 +41,8 @@
 //! The connect sequence's phases ([`Phase`]) are recorded with their
 //! times ([`Driver::phases`]), for a diagnosis to show step by step.
 
+#[cfg(feature = "diagnose")]
+mod diagnose;
 mod failure;
 mod ops;
 mod shared;
@@ -236,6 +238,11 @@ pub enum Request {
     DeleMany(Vec<MsgNum>),
     /// One command line as typed (the playground).
     Raw(String),
+    /// The connect sequence, then as far as it goes: login, STAT, UIDL;
+    /// never QUIT. Ends with [`Output::Diagnosis`] whatever the server did
+    /// (feature `diagnose`).
+    #[cfg(feature = "diagnose")]
+    Diagnose(crate::diagnose::Ask),
 }
 
 /// The result of an operation.
@@ -270,6 +277,9 @@ pub enum Output {
         response: Response,
         body: RawBody,
     },
+    /// What a diagnosis found out (the session is closed, without QUIT).
+    #[cfg(feature = "diagnose")]
+    Diagnosis(Box<crate::diagnose::Facts>),
 }
 
 /// Where the body of a raw command's answer is.

@@ -41,7 +41,7 @@ impl Handle {
         Handle { core, op, ms }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
         f(&mut self.core.borrow_mut())
     }
 
@@ -112,7 +112,7 @@ impl Handle {
         self.reply_within(id, what, ms).await
     }
 
-    async fn command(&self, cmd: Command) -> Result<Response, Failure> {
+    pub(super) async fn command(&self, cmd: Command) -> Result<Response, Failure> {
         self.command_within(cmd, self.ms).await
     }
 
@@ -124,11 +124,11 @@ impl Handle {
         self.reply(id, what).await
     }
 
-    fn enter(&self, phase: Phase) {
+    pub(super) fn enter(&self, phase: Phase) {
         self.with(|c| c.enter(phase));
     }
 
-    fn leave(&self, ok: bool) {
+    pub(super) fn leave(&self, ok: bool) {
         self.with(|c| c.leave(ok));
     }
 
@@ -244,6 +244,8 @@ pub(super) fn start(h: Handle, request: Request) -> OpFuture {
         Request::RetrMany(ids) => Box::pin(retr_many(h, ids)),
         Request::DeleMany(ids) => Box::pin(dele_many(h, ids)),
         Request::Raw(line) => Box::pin(raw(h, line)),
+        #[cfg(feature = "diagnose")]
+        Request::Diagnose(ask) => Box::pin(super::diagnose::run(h, ask)),
     }
 }
 
@@ -254,7 +256,7 @@ fn ok_or_server_error(r: Response) -> Result<Response, Failure> {
 // ------------------------------------------------------------------ connect
 
 /// The connect sequence; a failure ends the session.
-async fn connect(h: Handle) -> Result<Output, Failure> {
+pub(super) async fn connect(h: Handle) -> Result<Output, Failure> {
     let r = connect_steps(&h).await;
     match &r {
         Ok(_) => h.with(|c| {
@@ -340,17 +342,26 @@ async fn starttls(h: &Handle, command_ms: Millis, tls_ms: Millis) -> Result<Resp
 // -------------------------------------------------------------------- login
 
 /// Credentials for a forced or chosen mechanism.
-struct Credentials {
-    username: String,
-    password: Option<String>,
-    token: Option<String>,
+pub(super) struct Credentials {
+    pub username: String,
+    pub password: Option<String>,
+    pub token: Option<String>,
 }
 
 /// The strongest usable mechanism (the core's choice, the same
 /// `loginMechanisms` shows).
 async fn login(h: Handle, user: String, password: String) -> Result<Output, Failure> {
+    let chosen = strongest(&h)?;
+    let creds = Credentials { username: user, password: Some(password), token: None };
+    authenticate(&h, chosen, creds).await?;
+    Ok(Output::LoggedIn(chosen.to_string()))
+}
+
+/// The mechanism `login()` uses: the first of `loginMechanisms`, or why
+/// there is none.
+pub(super) fn strongest(h: &Handle) -> Result<&'static str, Failure> {
     let (offered, usable) = h.with(|c| (c.session.offered_mechanisms(), c.session.login_mechanisms()));
-    let chosen = usable.first().copied().ok_or_else(|| {
+    usable.first().copied().ok_or_else(|| {
         if offered.is_empty() {
             Failure::new(ErrorCode::Unsupported, "the server offers no login mechanism this client knows")
         } else {
@@ -362,10 +373,7 @@ async fn login(h: Handle, user: String, password: String) -> Result<Output, Fail
                 ),
             )
         }
-    })?;
-    let creds = Credentials { username: user, password: Some(password), token: None };
-    authenticate(&h, chosen, creds).await?;
-    Ok(Output::LoggedIn(chosen.to_string()))
+    })
 }
 
 /// Readable credentials need TLS to the server unless the caller opted out.
@@ -405,14 +413,24 @@ async fn utf8_if_needed(h: &Handle, creds: &Credentials) -> Result<(), Failure> 
 
 /// Logs in with `mechanism`; `-ERR` is `AUTH_FAILED` (or `SERVER_ERROR`
 /// when the response code says the credentials were not the problem).
+/// The auth phase includes the CAPA the core asks after the login.
 async fn authenticate(h: &Handle, mechanism: &str, creds: Credentials) -> Result<(), Failure> {
     h.enter(Phase::Auth);
-    let r = authenticate_steps(h, mechanism, creds).await;
+    let r = match authenticate_steps(h, mechanism, creds).await {
+        Ok(()) => after_login(h).await,
+        Err(f) => Err(f),
+    };
     h.leave(r.is_ok());
     r
 }
 
-async fn authenticate_steps(h: &Handle, mechanism: &str, creds: Credentials) -> Result<(), Failure> {
+/// The login exchange itself, up to the server's `+OK` (without the CAPA
+/// after it: [`after_login`]).
+pub(super) async fn authenticate_steps(
+    h: &Handle,
+    mechanism: &str,
+    creds: Credentials,
+) -> Result<(), Failure> {
     if readable(mechanism) {
         check_secure(h, mechanism)?;
     }
@@ -439,7 +457,7 @@ async fn authenticate_steps(h: &Handle, mechanism: &str, creds: Credentials) -> 
             r.into_result(true)?;
             let r = h.command(Command::Pass { password: password()? }).await?;
             r.into_result(true)?;
-            return after_login(h).await;
+            return Ok(());
         }
         "APOP" => {
             let stamp = h.with(|c| c.session.greeting().and_then(|g| g.apop_timestamp.clone()));
@@ -452,7 +470,7 @@ async fn authenticate_steps(h: &Handle, mechanism: &str, creds: Credentials) -> 
             let digest = apop_digest(&stamp, &password()?);
             let r = h.command(Command::Apop { name: user.to_string(), digest }).await?;
             r.into_result(true)?;
-            return after_login(h).await;
+            return Ok(());
         }
         "PLAIN" => Box::new(Plain::new(user, password()?)),
         "LOGIN" => Box::new(Login::new(user, password()?)),
@@ -477,13 +495,13 @@ async fn authenticate_steps(h: &Handle, mechanism: &str, creds: Credentials) -> 
     };
     let r = h.command(Command::Auth { mechanism: mech }).await?;
     r.into_result(true)?;
-    after_login(h).await
+    Ok(())
 }
 
 /// Waits for the CAPA the core asks after login (Gmail announces
 /// PIPELINING only then), so the capabilities and pipelining are current
 /// when the login call ends.
-async fn after_login(h: &Handle) -> Result<(), Failure> {
+pub(super) async fn after_login(h: &Handle) -> Result<(), Failure> {
     if let Some(id) = h.with(|c| c.session.take_recapa()) {
         h.reply(id, "CAPA").await?;
     }
@@ -493,7 +511,7 @@ async fn after_login(h: &Handle) -> Result<(), Failure> {
 // ------------------------------------------------------------------ commands
 
 /// A command with a small answer, typed.
-async fn simple(h: Handle, cmd: Command) -> Result<Output, Failure> {
+pub(super) async fn simple(h: Handle, cmd: Command) -> Result<Output, Failure> {
     match cmd {
         Command::Capa => {
             let r = ok_or_server_error(h.command(cmd).await?)?;

@@ -16,6 +16,9 @@ use crate::{
     wire::{self, ServerMessage, TlsInfo, TlsMode},
 };
 
+/// How many of the first octets from the transport are kept.
+const FIRST_BYTES: usize = 128;
+
 /// Where a body command's decoded pieces go.
 #[derive(Debug)]
 pub(super) struct Sink {
@@ -68,6 +71,9 @@ pub(super) struct Core {
     #[cfg(feature = "tls")]
     engine: Option<crate::tls::TlsClient>,
     pub phases: Vec<PhaseMark>,
+    /// The first octets the transport brought, before any TLS in the
+    /// client: what a diagnosis reads a port's protocol from.
+    pub first_bytes: Vec<u8>,
     last_activity: Millis,
     /// The connect sequence is done: the keepalive may run.
     pub ready: bool,
@@ -123,6 +129,7 @@ impl Core {
             #[cfg(feature = "tls")]
             engine: None,
             phases: Vec::new(),
+            first_bytes: Vec::new(),
             last_activity: now,
             ready: false,
             close_sent: false,
@@ -193,6 +200,12 @@ impl Core {
         {
             self.ignored.push(id);
         }
+    }
+
+    /// Ms since the driver was created (the phases' clock).
+    #[cfg(feature = "diagnose")]
+    pub fn elapsed(&self) -> Millis {
+        self.now - self.start
     }
 
     // ------------------------------------------------------------- phases
@@ -289,6 +302,13 @@ impl Core {
         }
     }
 
+    /// The certificates the server sent (leaf first) to the client's TLS
+    /// engine, also when the handshake failed.
+    #[cfg(feature = "diagnose")]
+    pub fn presented_chain(&self) -> Vec<crate::tls::CertificateDetails> {
+        self.engine.as_ref().map(|e| e.presented_chain().to_vec()).unwrap_or_default()
+    }
+
     #[cfg(not(feature = "tls"))]
     fn start_engine(&mut self) {
         // Config::validate refuses end_to_end without the feature.
@@ -300,6 +320,10 @@ impl Core {
             return;
         }
         self.last_activity = self.now;
+        if self.first_bytes.len() < FIRST_BYTES {
+            let n = bytes.len().min(FIRST_BYTES - self.first_bytes.len());
+            self.first_bytes.extend_from_slice(&bytes[..n]);
+        }
         #[cfg(feature = "tls")]
         if let Some(engine) = &mut self.engine {
             engine.set_time((self.now / 1000.0) as u64);
