@@ -35,14 +35,21 @@ wasm_module wasm pop3_wasm
 # both builds incremental (see the root Cargo.toml). ring's C parts need
 # clang (scripts/setup.sh installs it).
 wasm_module wasm-tls pop3_wasm_tls --features tls
+# The analyzer's module: the TLS-capable one plus the diagnosis rules
+# (`runDiagnosis`), loaded only by diagnose(). Apart, because the rules and
+# their words (about 30 KiB gzip) would take the TLS-capable module over its
+# 450 KiB budget.
+wasm_module wasm-diag pop3_wasm_diag --features tls,diagnose
 cargo build --quiet -p ws-bridge --profile "$bridge_profile"
 
 # The pages load the package's browser entry without a bundler: put a copy
-# of it (JS + both wasm modules: the TLS-capable one is fetched only by a
-# session that asks for end-to-end TLS) next to them.
+# of it (JS + the three wasm modules: the TLS-capable one is fetched only by
+# a session that asks for end-to-end TLS, the analyzer's only by diagnose())
+# next to them.
 mkdir -p web/pop3-wasm/js web/pop3-wasm/pkg
 cp pop3-wasm/js/*.js web/pop3-wasm/js/
-cp "$out/pop3_wasm.js" "$out/pop3_wasm_bg.wasm" "$out/pop3_wasm_tls.js" "$out/pop3_wasm_tls_bg.wasm" web/pop3-wasm/pkg/
+cp "$out/pop3_wasm.js" "$out/pop3_wasm_bg.wasm" "$out/pop3_wasm_tls.js" "$out/pop3_wasm_tls_bg.wasm" \
+  "$out/pop3_wasm_diag.js" "$out/pop3_wasm_diag_bg.wasm" web/pop3-wasm/pkg/
 
 # The checker page decodes messages with postal-mime (ESM, no bundler):
 # a copy of its browser build next to the pages.

@@ -13,9 +13,10 @@ cargo deny --offline --all-features check licenses bans sources
 
 bash scripts/build.sh
 
-echo "== cargo test (core transcripts, TLS engine, bridge sockets)"
-# With the client's `tls` feature, so the TLS engine's tests (pop3-wasm/tests/tls.rs) run too.
-cargo test --workspace --quiet --features pop3-wasm/tls
+echo "== cargo test (core transcripts, TLS engine, the analyzer, bridge sockets)"
+# With the client's `tls` and `diagnose` features, so the TLS engine's tests
+# (pop3-wasm/tests/tls.rs) and the analyzer's (tests/diagnose.rs) run too.
+cargo test --workspace --quiet --features pop3-wasm/tls,pop3-wasm/diagnose
 
 echo "== fuzz (cargo-fuzz, 60 s per target)"
 bash scripts/fuzz.sh 60

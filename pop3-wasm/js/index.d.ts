@@ -22,3 +22,15 @@ export type {
 } from '../pkg/pop3_wasm.js';
 export { Pop3Error } from './errors.js';
 export { ErrorCode, TlsReason } from './error-codes.js';
+export { reportMarkdown, reportText } from './diagnose.js';
+export type { CapabilityChange, DiagnoseOptions, Diagnosis, DiagnosisStep, DiagnosisStepName } from './diagnose.js';
+
+import type { DiagnoseOptions, Diagnosis } from './diagnose.js';
+/**
+ * The analyzer: one session step by step (connect, TLS, greeting, CAPA,
+ * STLS, login, STAT, UIDL; never QUIT), each step timed by the client, with
+ * what to do about a failure. Resolves whatever the server does; rejects
+ * only for invalid options (INVALID_ARGUMENT). Loads its own wasm module
+ * (the TLS-capable client plus the rules) on the first call.
+ */
+export declare function diagnose(options: DiagnoseOptions): Promise<Diagnosis>;

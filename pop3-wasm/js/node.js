@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import * as plain from '../pkg/pop3_wasm.js';
 import { ErrorCode, Pop3Error, TlsReason } from './errors.js';
 import { directTransport } from './direct.js';
+import { makeDiagnose, reportMarkdown, reportText } from './diagnose.js';
 import { pop3Client } from './entry.js';
 
 const WebSocketImpl = globalThis.WebSocket ?? (await import('ws')).WebSocket;
@@ -24,16 +25,18 @@ ready(plain, 'pop3_wasm');
 /** What `bridge` reads in direct mode (only ever seen in messages). */
 export const DIRECT = 'direct:';
 
-const Pop3Client = pop3Client(
-  plain,
-  async () => ready(await import('../pkg/pop3_wasm_tls.js'), 'pop3_wasm_tls'),
-  (opts) => {
-    if (!opts || typeof opts !== 'object' || (opts.bridge !== undefined && opts.bridge !== null && opts.bridge !== DIRECT)) {
-      return opts;
-    }
-    const { bridge, ...rest } = opts;
-    return { ...rest, transport: directTransport({ ca: opts.ca }) };
-  },
-);
+/** Without `bridge` (or with DIRECT): a byte pipe over node:net. */
+function direct(opts) {
+  if (!opts || typeof opts !== 'object' || (opts.bridge !== undefined && opts.bridge !== null && opts.bridge !== DIRECT)) {
+    return opts;
+  }
+  const { bridge, ...rest } = opts;
+  return { ...rest, transport: directTransport({ ca: opts.ca }) };
+}
 
-export { ErrorCode, Pop3Client, Pop3Error, TlsReason };
+const Pop3Client = pop3Client(plain, async () => ready(await import('../pkg/pop3_wasm_tls.js'), 'pop3_wasm_tls'), direct);
+
+/** The analyzer (diagnose.js): its module is loaded by the first call. */
+const diagnose = makeDiagnose(async () => ready(await import('../pkg/pop3_wasm_diag.js'), 'pop3_wasm_diag'), direct);
+
+export { ErrorCode, Pop3Client, Pop3Error, TlsReason, diagnose, reportMarkdown, reportText };

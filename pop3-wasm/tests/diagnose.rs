@@ -716,3 +716,21 @@ mod end_to_end {
         assert_eq!(d.probe_mode(), None, "the bytes told");
     }
 }
+
+#[test]
+fn the_greeting_is_reported_byte_for_byte_and_values_fall_back_to_before_login() {
+    let mut p = bridge(TlsMode::Implicit);
+    p.server.raw_greeting = Some(b"+OKready\n".to_vec());
+    p.server.capa = vec!["USER", "IMPLEMENTATION scripted", "EXPIRE 30"];
+    p.server.capa_after_login = Some(vec!["LOGIN-DELAY 900"]);
+    let d = diagnose(&mut p, alice());
+    let v = json(&d);
+    assert_eq!(v["greeting"], "+OKready");
+    assert_eq!(step(&d, "greeting").detail, "+OKready");
+    assert_eq!(v["extensions"]["implementation"], "scripted", "said before login only");
+    assert_eq!(v["extensions"]["loginDelay"]["seconds"], 900, "said after login only");
+    assert_eq!(v["extensions"]["expire"]["value"], "30");
+    let ids: Vec<&str> =
+        v["deviations"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["bare-lf", "no-space-after-status"]);
+}

@@ -213,24 +213,76 @@ test('--every with --count: one valid JSON line per check', async () => {
   assert.ok(Date.parse(checks[2].time) - Date.parse(checks[0].time) >= 100);
 });
 
-test('--serverinfo against Dovecot with STLS: capabilities before and after STLS and login', async () => {
+test('--serverinfo against Dovecot with STLS: the diagnosis report, step by step, capabilities before and after STLS and login', async () => {
   const r = await check([`pop3://alice@localhost:${dc.ports.pop3}?tls=starttls`, '--ca-file', dc.caFile, '--serverinfo'], pw());
   assert.equal(r.code, 0, r.stdout);
   const text = r.stdout;
-  assert.match(r.lines[0], /^POP3 OK - /);
+  assert.match(r.lines[0], /^POP3 OK - 9 messages/);
+  const p = perfdata(r.lines[0]);
+  for (const label of ['time', 'connect', 'tls', 'greeting', 'auth', 'stat', 'messages', 'size', 'cert_days']) assert.ok(p[label], `${label} in ${r.lines[0]}`);
+  assert.match(r.lines[1], new RegExp(`^Diagnosis of localhost:${dc.ports.pop3} \\(STLS, end to end\\), direct: OK$`));
+  const steps = r.lines.slice(2, 12).map((l) => /^ {2}(PASS|WARN|FAIL|SKIP) {2}(\S+)/.exec(l)?.slice(1).join(' '));
+  assert.deepEqual(steps, ['PASS connect', 'PASS greeting', 'PASS capa', 'PASS stls', 'PASS tls', 'PASS capa-after-stls', 'PASS auth', 'PASS capa-after-login', 'PASS stat', 'PASS uidl']);
+  assert.match(text, /^ {2}PASS {2}auth +\d+(\.\d)? ms {2}logged in as alice with SCRAM-SHA-256$/m);
   assert.match(text, /^Greeting: \+OK Dovecot \(Debian\) ready\./m);
-  assert.match(text, /^TLS: TLSv1\.[23] /m);
+  assert.match(text, /^TLS: TLSv1\.[23], \S+; ends in this client \(end to end\)$/m);
+  // Direct, TLS in the client by default: the chain as the server sent it.
+  assert.match(text, /^Chain as the server sent it \(1 certificate, leaf first\):\n {2}1\. O=pop3-wasm tests, CN=localhost\n {5}issued by O=pop3-wasm tests, CN=pop3-wasm test CA\n {5}names: localhost, 127\.0\.0\.1$/m);
   assert.match(text, /^Capabilities before STLS: .*\bSTLS\b/m);
-  assert.match(text, /^Capabilities before login: (?!.*\bSTLS\b).*SASL PLAIN/m);
+  assert.match(text, /^Capabilities after STLS: (?!.*\bSTLS\b).*SASL PLAIN/m);
   assert.match(text, /^Capabilities after login: .*PIPELINING/m);
+  assert.match(text, /^Changed from beforeStls to afterStls: -STLS$/m);
   // The client's own choice (loginMechanisms): strongest first, all of them under TLS.
-  assert.match(text, /^Login mechanisms: SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 APOP PLAIN LOGIN USER$/m);
+  assert.match(text, /^Login mechanisms offered: SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 APOP PLAIN LOGIN USER \(SASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256\); usable here: SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 APOP PLAIN LOGIN USER; used: SCRAM-SHA-256$/m);
   assert.match(text, /^APOP: usable /m);
-  assert.match(text, /^Pipelining: yes$/m);
+  assert.match(text, /^PIPELINING: yes · RESP-CODES: yes · AUTH-RESP-CODE: yes/m);
+  assert.match(text, /^UIDL sanity \(RFC 1939 § 7\): ok: 9 unique-ids, longest 16/m);
   assert.match(text, /^Deviations tolerated: none$/m);
+  assert.match(text, /^Note: The session was closed without QUIT: nothing was deleted or committed\.$/m);
+  assert.ok(!text.includes(dc.users.alice.password));
 });
 
-test('--serverinfo says what the client learnt, asking nothing more: no extra CAPA, APOP by the CVE-2007-1558 rule', async () => {
+test('--serverinfo --json: the check\'s JSON with the report exactly as diagnose() gives it', async () => {
+  const { diagnose } = await import('pop3-wasm');
+  const args = [`pop3s://alice@127.0.0.1:${dc.ports.pop3s}`, '--bridge', bridge.url, '--serverinfo', '--json'];
+  const r = await check(args, pw());
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const out = JSON.parse(r.lines[0]);
+  assert.equal(out.status, 'OK');
+  const report = await diagnose({ bridge: bridge.url, host: '127.0.0.1', port: dc.ports.pop3s, tls: 'implicit', user: 'alice', password: dc.users.alice.password, timeoutMs: 10_000 });
+  // The same report but for what differs from run to run: times, the
+  // greeting's APOP timestamp, SCRAM's challenges, the start time.
+  const vary = (v) => v.replace(/<[^>]+>/g, '<ts>').replace(/\(\d+ days\)/, '(N days)').replace(/^\+ \S+$/, '+ challenge');
+  const stable = (x) => JSON.parse(JSON.stringify(x), (k, v) => (k === 'ms' || k === 'latencyMs' || k === 'startedAt' ? 0 : typeof v === 'string' ? vary(v) : v));
+  assert.deepEqual(stable(out.serverinfo), stable(report));
+  assert.deepEqual(out.serverinfo.steps.map((s) => [s.name, s.status]), [
+    ['connect', 'pass'], ['tls', 'pass'], ['greeting', 'pass'], ['capa', 'pass'], ['auth', 'pass'], ['capa-after-login', 'pass'], ['stat', 'pass'], ['uidl', 'pass'],
+  ]);
+  assert.equal(out.serverinfo.tls.ends, 'bridge');
+  assert.equal(out.timings.total, out.serverinfo.ms / 1000);
+  assert.ok(!r.stdout.includes(dc.users.alice.password));
+});
+
+test('--serverinfo with a wrong password: CRITICAL, the auth step failed with its hint', async () => {
+  const r = await check([...direct(), '--serverinfo', '--json'], { POP3_PASSWORD: 'wrong-password' });
+  assert.equal(r.code, 2, r.stdout);
+  const out = JSON.parse(r.lines[0]);
+  assert.equal(out.status, 'CRITICAL');
+  assert.equal(out.error.code, 'AUTH_FAILED');
+  const auth = out.serverinfo.steps.find((s) => s.name === 'auth');
+  assert.equal(auth.status, 'fail');
+  assert.equal(auth.detail, '-ERR [AUTH] Authentication failed.');
+  assert.match(auth.hint, /password is wrong/);
+  assert.ok(!r.stdout.includes('wrong-password'));
+});
+
+test('--serverinfo refuses --expect and --send-via (a diagnosis never commits)', async () => {
+  const r = await check([...direct(), '--serverinfo', '--expect', 'x'], pw());
+  assert.equal(r.code, 3);
+  assert.match(r.lines[0], /^POP3 UNKNOWN - --serverinfo runs the check as a diagnosis/);
+});
+
+test('--serverinfo says what the client learnt, by the CVE-2007-1558 rule for APOP, and never QUIT', async () => {
   // A greeting with something that looks like a timestamp but is no msg-id
   // (a space inside): a looser reading than login()'s would offer APOP here.
   const srv = await startScripted(async (c) => {
@@ -245,22 +297,29 @@ test('--serverinfo says what the client learnt, asking nothing more: no extra CA
     await c.send('+OK\r\nLOGIN-DELAY 900\r\n.\r\n');
     assert.equal(await c.line(), 'STAT');
     await c.send('+OK 0 0\r\n');
+    assert.equal(await c.line(), 'UIDL');
+    await c.send('+OK\r\n.\r\n');
     assert.equal(await c.line(), null);
   });
   cleanups.push(() => srv.stop());
   const r = await check([`pop3://u@127.0.0.1:${srv.port}?tls=none`, '--serverinfo', '--json'], { POP3_PASSWORD: 'p' });
   assert.equal(r.code, 0, r.stdout + r.stderr);
   const si = JSON.parse(r.lines[0]).serverinfo;
-  assert.deepEqual(si.mechanisms, ['CRAM-MD5'], 'plain text: PLAIN and USER are out; no APOP without a valid timestamp');
-  assert.equal(si.apop, false);
-  assert.deepEqual(si.capabilities, { beforeStls: null, beforeLogin: ['USER', 'SASL CRAM-MD5 PLAIN', 'IMPLEMENTATION scripted'], afterLogin: ['LOGIN-DELAY 900'] });
-  assert.equal(si.implementation, 'scripted');
-  assert.equal(si.loginDelay, 900);
+  assert.deepEqual(si.mechanisms.usable, ['CRAM-MD5'], 'plain text: PLAIN and USER are out; no APOP without a valid timestamp');
+  assert.equal(si.mechanisms.used, 'CRAM-MD5');
+  assert.equal(si.apop.usable, false);
+  assert.deepEqual(si.capabilities.beforeStls, ['USER', 'SASL CRAM-MD5 PLAIN', 'IMPLEMENTATION scripted']);
+  assert.deepEqual(si.capabilities.afterLogin, ['LOGIN-DELAY 900']);
+  assert.equal(si.extensions.implementation, 'scripted');
+  assert.deepEqual(si.extensions.loginDelay, { seconds: 900, perUser: false });
+  assert.equal(si.steps.find((s) => s.name === 'tls').status, 'warn', 'no TLS is a warning');
+  assert.equal(si.steps.find((s) => s.name === 'uidl').detail, 'an empty mailbox: nothing to check');
   assert.deepEqual(srv.received.filter((l) => l === 'CAPA').length, 2, srv.received.join(' | '));
+  assert.ok(!srv.received.includes('QUIT'));
   assert.deepEqual(srv.errors, []);
 });
 
-test('--serverinfo lists the deviations of a bending server', async () => {
+test('--serverinfo lists the deviations of a bending server and its greeting byte for byte', async () => {
   const srv = await startScripted(async (c) => {
     await c.send('+OKready\n'); // no space after +OK, bare LF
     assert.equal(await c.line(), 'CAPA');
@@ -273,7 +332,9 @@ test('--serverinfo lists the deviations of a bending server', async () => {
     await c.send('+OK\r\nUSER\r\n.\r\n');
     assert.equal(await c.line(), 'STAT');
     await c.send('+OK 2 320\r\n');
-    assert.equal(await c.line(), null); // no QUIT, no CAPA for the diagnosis
+    assert.equal(await c.line(), 'UIDL');
+    await c.send('+OK\r\n1 a\r\n2 a\r\n.\r\n'); // one UID twice
+    assert.equal(await c.line(), null); // no QUIT
   });
   cleanups.push(() => srv.stop());
   const args = [`pop3://u@127.0.0.1:${srv.port}?tls=none`, '--insecure-auth', '--serverinfo'];
@@ -285,7 +346,9 @@ test('--serverinfo lists the deviations of a bending server', async () => {
   assert.match(r.stdout, /^ {2}bare-lf: /m);
   assert.match(r.stdout, /^ {2}status-case: /m);
   assert.match(r.stdout, /^Greeting: \+OKready$/m);
-  assert.match(r.stdout, /^Pipelining: no$/m);
+  assert.match(r.stdout, /^PIPELINING: no · /m);
+  assert.match(r.stdout, /^ {2}WARN {2}uidl .*1 unique-ids given to more than one message: a \(messages 1, 2\)$/m);
+  assert.match(r.stdout, /^ {2}WARN {2}auth .*logged in as u with USER$/m, 'the password went readable');
   assert.deepEqual(srv.errors, []);
 });
 

@@ -5,7 +5,11 @@ import {
   Pop3Client,
   Pop3Error,
   TlsReason,
+  diagnose,
+  reportMarkdown,
   type Capabilities,
+  type Diagnosis,
+  type DiagnosisStep,
   type CertificateDetails,
   type Mechanism,
   type Phase,
@@ -82,6 +86,27 @@ async function main(): Promise<void> {
     if (e instanceof Pop3Error && e.code === 'TIMEOUT') console.log(e.respCode, e.serverText);
   }
   void [tls, mech, count, size, one, all, body, stream, subject, err, ok, lines];
+  // The analyzer: the same options as connect, plus what to log in with.
+  const report: Diagnosis = await diagnose({
+    bridge: 'ws://127.0.0.1:8080/pop3',
+    host: 'pop.example.com',
+    tls: 'starttls',
+    endToEnd: true,
+    user: 'alice',
+    password: 'secret',
+    timeouts: { greeting: 5000 },
+  });
+  const failed: DiagnosisStep | undefined = report.steps.find((s) => s.status === 'fail');
+  const hint: string | null | undefined = failed?.hint;
+  const chainNames: string[] | undefined = report.tls?.chain?.[0].dnsNames;
+  const markdown: string = reportMarkdown(report);
+  void [hint, chainNames, markdown, report.capabilities.changes[0]?.added, report.uidl];
+  await diagnose({ host: 'pop.office365.example', user: 'a@b.example', oauthToken: 'ya29.x', mechanism: 'XOAUTH2' });
+  // @ts-expect-error: step statuses are a closed list
+  const status: DiagnosisStep['status'] = 'maybe';
+  // @ts-expect-error: the password is a string
+  await diagnose({ host: 'x', user: 'u', password: 42 });
+  void status;
   // @ts-expect-error: maxBodyBytes is a number of octets
   await Pop3Client.connect({ host: 'x', maxBodyBytes: '1 MiB' });
   // @ts-expect-error: tls takes three values only

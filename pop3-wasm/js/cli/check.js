@@ -2,10 +2,13 @@
 // Prometheus' script exporter). Exit 0 OK, 1 WARNING, 2 CRITICAL,
 // 3 UNKNOWN; one status line with performance data
 // ('label'=value[UOM];[warn];[crit];[min];[max]), then, with --serverinfo,
-// the diagnosis as long output.
+// the diagnosis as long output: the check then runs as diagnose() (the
+// package's analyzer, one session step by step, never QUIT) and its status
+// comes from the report.
 import { Command, CommanderError, Option } from 'commander';
 import fs from 'node:fs';
-import { ErrorCode, Pop3Error, UsageError, daysUntil, parseDuration, parsePort, credentials, target } from './common.js';
+import { ErrorCode, Pop3Error, UsageError, connectOptions, daysUntil, parseDuration, parsePort, credentials, target } from './common.js';
+import { diagnose, reportText } from '../node.js';
 import { checkMailbox } from './probe.js';
 import { DeliveryProbe, parseSendVia, smtpAuth } from './delivery.js';
 import { respCodeHint } from '../resp-codes.js';
@@ -104,7 +107,7 @@ export function program() {
     .addOption(new Option('--poll <duration>', 'how often to look for it (at least the server\'s LOGIN-DELAY)').argParser(arg(parseDuration)).default(2000, '2s'))
     .option('--every <duration>', 'loop: check every duration (60s, 5m), one JSON line per check', arg(parseDuration))
     .option('--count <n>', 'with --every: stop after n checks', arg(parseCount))
-    .option('--serverinfo', 'also print a diagnosis: greeting, capabilities, mechanisms, TLS, pipelining, deviations')
+    .option('--serverinfo', 'run the check as a diagnosis and print its report: each step timed with what to do about a failure, the certificate chain, capabilities before/after STLS and login, mechanisms, UIDL sanity, deviations')
     .option('--json', 'print the result as one JSON object instead of the status line')
     .option('-v, --verbose', 'print the POP3 dialogue (C:/S:, secrets redacted) on stderr')
     .addHelpText(
@@ -149,6 +152,7 @@ Examples:
   SMTP_USER=monitor SMTP_PASSWORD=… pop3-check pop3s://monitor@pop.example.com \\
              --send-via smtp://mx.example.com:587 --send-to monitor@example.com --delivery-warn 30s
   pop3-check pop3s://pop.example.com --serverinfo
+  POP3_PASSWORD=… pop3-check pop3://monitor@pop.example.com --serverinfo --json   # the report as diagnose() gives it
   pop3-check pop3s://monitor@pop.example.com --every 60s    # one JSON line per minute`,
     );
   return p;
@@ -165,23 +169,94 @@ const secs = (ms) => (ms === undefined || ms === null ? '' : String(ms / 1000));
 
 /** Everything one check found out; `status` is one of OK…UNKNOWN. */
 async function checkOnce(t, o, cred) {
-  const transcript = [];
-  const onTranscript = (l) => {
-    if (o.serverinfo) transcript.push(l);
-    if (o.verbose) process.stderr.write(`${l.dir}: ${l.line}\n`);
-  };
-  // What login() would use, as the client decided it (read before the login).
-  let mechanisms = [];
   const time = new Date().toISOString();
+  const r = o.serverinfo ? await diagnosisCheck(t, o, cred) : await plainCheck(t, o, cred);
+  r.time = time;
+  r.status = OK;
+  r.problems = [];
+  r.certDays = r.tls?.certificate?.notAfter ? daysUntil(r.tls.certificate.notAfter) : null;
+  r.matches ??= null;
+  r.deleted ??= null;
+  r.serverinfo ??= null;
+  if (r.error) {
+    r.status = r.exception instanceof Pop3Error && !UNKNOWN_CODES.has(r.error.code) ? CRITICAL : UNKNOWN;
+    if (r.exception?.serverText) r.error.serverText = r.exception.serverText;
+    // What a response code means (IN-USE, SYS/TEMP…): Nagios long output, `explanation` in JSON.
+    const hint = respCodeHint(r.error.respCode);
+    if (hint) r.error.explanation = hint.text;
+  }
+  evaluate(r, o);
+  return r;
+}
+
+/**
+ * --serverinfo: the check is a diagnosis (diagnose(), one session, never
+ * QUIT), and the check's result is read from its report: the same fields
+ * a plain check has, timed by the client's phases, and `serverinfo` = the
+ * report exactly as diagnose() resolves it.
+ */
+async function diagnosisCheck(t, o, cred) {
+  const r = { greeting: null, tls: null, mechanism: null, messages: null, size: null, error: null, step: null, timings: null };
+  let secret = {};
+  try {
+    secret = t.user ? await cred.get() : {};
+  } catch (e) {
+    r.error = { code: 'CREDENTIALS', message: e?.message ?? String(e) };
+    r.step = 'credentials';
+    r.timings = { connect: null, tls: null, greeting: null, auth: null, stat: null, list: null, total: null };
+    Object.defineProperty(r, 'exception', { value: e, configurable: true });
+    return r;
+  }
+  const report = await diagnose(
+    connectOptions(t, {
+      timeoutMs: o.timeout,
+      user: t.user,
+      password: secret.password,
+      oauthToken: secret.token,
+      mechanism: t.auth,
+      onTranscript: o.verbose ? (l) => process.stderr.write(`${l.dir}: ${l.line}\n`) : undefined,
+    }),
+  );
+  const step = (name) => report.steps.find((s) => s.name === name);
+  const ms = (name) => step(name)?.ms ?? null;
+  const sum = (...v) => (v.every((x) => x === null) ? null : v.reduce((a, x) => a + (x ?? 0), 0));
+  r.greeting = report.greeting?.replace(/^\+OK ?/, '') ?? null;
+  const tls = report.tls;
+  r.tls = tls?.protocol ? { protocol: tls.protocol, cipher: tls.cipher, certificate: tls.certificate, endToEnd: tls.endToEnd } : null;
+  r.mechanism = report.mechanisms.used;
+  r.messages = report.mailbox?.count ?? null;
+  r.size = report.mailbox?.size ?? null;
+  r.timings = {
+    connect: ms('connect'),
+    tls: t.tls === 'starttls' ? ms('stls') : ms('tls'),
+    greeting: ms('greeting'),
+    // As in a plain check: the login with the CAPA the client asks after it.
+    auth: sum(ms('auth'), ms('capa-after-login')),
+    stat: ms('stat'),
+    list: null,
+    total: report.ms,
+  };
+  if (report.error) {
+    const e = report.error;
+    r.error = { code: e.code, message: e.message };
+    if (e.respCode) r.error.respCode = e.respCode;
+    r.step = report.steps.find((s) => s.status === 'fail')?.name ?? null;
+    const exception = new Pop3Error(e.message, { code: e.code, respCode: e.respCode, serverText: e.serverText });
+    Object.defineProperty(r, 'exception', { value: exception, configurable: true });
+  }
+  r.serverinfo = report;
+  return r;
+}
+
+/** A plain check: connect, log in, STAT, and the --expect/--send-via hooks. */
+async function plainCheck(t, o, cred) {
+  const onTranscript = (l) => process.stderr.write(`${l.dir}: ${l.line}\n`);
   // In a loop (--every), a probe message that came too late is deleted by a later round.
   const dp = o.delivery ? new DeliveryProbe({ ...o.delivery, prefix: 'pop3-check', pending: o.pendingTokens ?? [] }) : null;
   if (dp) await dp.send({ timeoutMs: o.timeout });
   const r = await checkMailbox(t, t.user ? cred.get : undefined, {
     timeoutMs: o.timeout,
-    onTranscript: o.serverinfo || o.verbose ? onTranscript : undefined,
-    beforeLogin: async (c) => {
-      mechanisms = c.loginMechanisms;
-    },
+    onTranscript: o.verbose ? onTranscript : undefined,
     afterStat: async (c, res, timed) => {
       if (o.expect !== undefined) {
         const needle = o.expect.toLowerCase();
@@ -197,7 +272,6 @@ async function checkOnce(t, o, cred) {
           res.deleted = hits.length;
         }
       }
-      if (o.serverinfo) res.serverinfo = serverinfo(c, mechanisms, transcript);
       // The check's own session is the round trip's first look.
       if (dp && c.state === 'TRANSACTION') await dp.scan(c);
     },
@@ -208,55 +282,7 @@ async function checkOnce(t, o, cred) {
     r.delivery = dp.result();
     o.pendingTokens = dp.stillPending();
   }
-  r.time = time;
-  r.status = OK;
-  r.problems = [];
-  r.certDays = r.tls?.certificate?.notAfter ? daysUntil(r.tls.certificate.notAfter) : null;
-  r.matches ??= null;
-  r.deleted ??= null;
-  r.serverinfo ??= null;
-  if (r.error) {
-    r.status = r.exception instanceof Pop3Error && !UNKNOWN_CODES.has(r.error.code) ? CRITICAL : UNKNOWN;
-    if (r.exception?.serverText) r.error.serverText = r.exception.serverText;
-    // What a response code means (IN-USE, SYS/TEMP…): Nagios long output, `explanation` in JSON.
-    const hint = respCodeHint(r.error.respCode);
-    if (hint) r.error.explanation = hint.text;
-    if (r.client && o.serverinfo && !r.serverinfo) r.serverinfo = serverinfo(r.client, mechanisms, transcript);
-  }
-  evaluate(r, o);
   return r;
-}
-
-/**
- * The diagnosis for postmasters, from what the client learnt on the way
- * (no command is sent for it): the CAPA of each step (`capaHistory`), the
- * mechanisms login() would use (`loginMechanisms`, read before the login)
- * and whether APOP is usable (`apopUsable`, the CVE-2007-1558 rule).
- */
-function serverinfo(c, mechanisms, transcript) {
-  const h = c.capaHistory;
-  const beforeLogin = h.afterStls ?? h.beforeStls;
-  // After login where the server said it (per-user values), else before.
-  const latest = (key) => h.afterLogin?.[key] ?? beforeLogin?.[key] ?? null;
-  const greetingLine = transcript.find((l) => l.dir === 'S')?.line ?? (c.greeting ? `+OK ${c.greeting}` : null);
-  return {
-    greeting: greetingLine,
-    tls: c.tls ?? null,
-    capabilities: {
-      // Only when STLS upgraded the connection (else there was no "before").
-      beforeStls: h.afterStls ? (h.beforeStls?.raw ?? []) : null,
-      // [] when the server answered CAPA with -ERR (RFC 1939 only).
-      beforeLogin: beforeLogin?.raw ?? [],
-      afterLogin: c.state === 'TRANSACTION' || h.afterLogin ? (h.afterLogin?.raw ?? []) : null,
-    },
-    mechanisms,
-    apop: c.apopUsable,
-    implementation: latest('implementation'),
-    loginDelay: latest('loginDelay'),
-    expire: latest('expire'),
-    pipelining: c.pipelining,
-    deviations: c.deviations ?? [],
-  };
 }
 
 /** Applies the thresholds to a finished check. */
@@ -331,35 +357,6 @@ function perfdata(r, o) {
   return out.filter(Boolean).join(' ');
 }
 
-function serverinfoText(si) {
-  const lines = [];
-  const list = (a) => (a === null ? '(not asked)' : a.length ? a.join(' | ') : '(none)');
-  lines.push(`Greeting: ${si.greeting ?? '(none)'}`);
-  if (si.tls) {
-    const c = si.tls.certificate;
-    lines.push(`TLS: ${si.tls.protocol} ${si.tls.cipher}`);
-    lines.push(`Certificate: ${c.subject}; issuer ${c.issuer}; expires ${c.notAfter} (${Math.floor(daysUntil(c.notAfter))} days)`);
-  } else {
-    lines.push('TLS: none');
-  }
-  if (si.capabilities.beforeStls !== null) lines.push(`Capabilities before STLS: ${list(si.capabilities.beforeStls)}`);
-  lines.push(`Capabilities before login: ${list(si.capabilities.beforeLogin)}`);
-  lines.push(`Capabilities after login: ${si.capabilities.afterLogin === null ? '(not logged in)' : list(si.capabilities.afterLogin)}`);
-  lines.push(`Login mechanisms: ${si.mechanisms.join(' ') || '(none)'}`);
-  lines.push(`APOP: ${si.apop ? 'usable (the greeting has a valid timestamp)' : 'not usable (no valid timestamp in the greeting)'}`);
-  if (si.implementation) lines.push(`Implementation: ${si.implementation}`);
-  if (si.loginDelay !== null) lines.push(`Login delay: ${si.loginDelay} s`);
-  if (si.expire !== null) lines.push(`Expire: ${si.expire}`);
-  lines.push(`Pipelining: ${si.pipelining ? 'yes' : 'no'}`);
-  if (si.deviations.length) {
-    lines.push(`Deviations tolerated (${si.deviations.length}):`);
-    for (const d of si.deviations) lines.push(`  ${d.id}: ${d.description}`);
-  } else {
-    lines.push('Deviations tolerated: none');
-  }
-  return lines.join('\n');
-}
-
 /** The JSON form of a result (loop mode and --json). */
 function json(r, o) {
   const t = Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, v === null ? null : Math.round(v * 1000) / 1e6]));
@@ -421,6 +418,9 @@ export async function main(argv, { stdout = process.stdout, stderr = process.std
     o.crit ??= {};
     t = target(p.args[0], o);
     if (o.deleteMatch && o.expect === undefined) throw new UsageError('--delete-match needs --expect');
+    if (o.serverinfo && (o.expect !== undefined || o.sendVia !== undefined)) {
+      throw new UsageError('--serverinfo runs the check as a diagnosis (its own session, never QUIT): it does not go with --expect or --send-via');
+    }
     if (o.count !== undefined && o.every === undefined) throw new UsageError('--count needs --every');
     if (o.expect !== undefined && !t.user) throw new UsageError('--expect needs a user (--user or user@ in the URL)');
     if (t.user) cred = await credentials(o, t);
@@ -449,7 +449,7 @@ export async function main(argv, { stdout = process.stdout, stderr = process.std
       stdout.write(`${statusLine(r, o)}\n`);
       // Long output (Nagios' lines after the first): what the code means.
       if (r.error?.explanation) stdout.write(`${r.error.explanation}\n`);
-      if (r.serverinfo) stdout.write(`${serverinfoText(r.serverinfo)}\n`);
+      if (r.serverinfo) stdout.write(`${reportText(r.serverinfo)}\n`);
     }
     return r.status;
   }

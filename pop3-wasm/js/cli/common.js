@@ -263,7 +263,12 @@ export async function credentials(o, t, { names = FLAG_NAMES, implicit = true } 
 export async function open(t, { marks = {}, timeoutMs = 10_000, signal, onTranscript } = {}) {
   marks.start ??= performance.now();
   marks.phases ??= [];
-  return Pop3Client.connect({
+  return Pop3Client.connect(connectOptions(t, { timeoutMs, signal, onTranscript, onPhase: (p) => marks.phases.push(p) }));
+}
+
+/** `Pop3Client.connect`'s (and diagnose()'s) options for target `t`, plus `extra`. */
+export function connectOptions(t, extra = {}) {
+  return {
     bridge: t.bridge,
     host: t.host,
     port: t.port,
@@ -271,12 +276,9 @@ export async function open(t, { marks = {}, timeoutMs = 10_000, signal, onTransc
     endToEnd: t.endToEnd,
     token: t.token,
     ca: t.ca,
-    timeoutMs,
-    signal,
-    onTranscript,
-    onPhase: (p) => marks.phases.push(p),
     allowInsecureAuth: t.insecureAuth,
-  });
+    ...extra,
+  };
 }
 
 /**

@@ -68,7 +68,7 @@ export function errorOf(e) {
  *   timeoutMs       deadline of each step
  *   deadlineMs      deadline of the whole check (then TIMEOUT, session dropped)
  *   onTranscript    the C:/S: lines, secrets redacted by the client
- *   beforeLogin(c)  after the greeting (pop3-check --serverinfo asks CAPA)
+ *   beforeLogin(c)  after the greeting, before the login
  *   afterStat(c, r, timed)  in TRANSACTION state, after STAT; `timed(name, f)`
  *                   records f's duration in the marks
  *

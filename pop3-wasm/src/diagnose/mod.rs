@@ -161,6 +161,8 @@ pub struct Facts {
     pub deviations: Vec<Deviation>,
     /// The first octets the port sent (before any TLS in the client).
     pub first_bytes: Vec<u8>,
+    /// The greeting line as the server sent it (without its line end).
+    pub greeting_line: Option<String>,
     /// The driver's clock when the session ended (`Date.now()` in wasm).
     pub now: Millis,
     /// The per-step deadlines, for the messages.

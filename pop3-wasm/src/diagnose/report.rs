@@ -165,7 +165,7 @@ fn passed(d: &Diagnosis, name: &'static str) -> Step {
         "greeting" => match &f.greeting {
             Some(g) => {
                 let apop = if g.apop_timestamp.is_some() { " (with an APOP timestamp)" } else { "" };
-                pass(format!("+OK {}{apop}", g.text))
+                pass(format!("{}{apop}", greeting(f).unwrap_or_default()))
             }
             None => skip(name, "no greeting"),
         },
@@ -200,6 +200,12 @@ fn passed(d: &Diagnosis, name: &'static str) -> Step {
     }
 }
 
+/// The greeting line as sent (a bending server's `+OKready` too).
+fn greeting(f: &Facts) -> Option<String> {
+    let g = f.greeting.as_ref()?;
+    Some(f.greeting_line.clone().unwrap_or_else(|| format!("+OK {}", g.text)))
+}
+
 fn connect_detail(f: &Facts) -> String {
     let (host, port) = (&f.host, f.port);
     match &f.bridge {
@@ -219,7 +225,10 @@ fn connect_detail(f: &Facts) -> String {
 fn where_tls_ends(f: &Facts) -> &'static str {
     match f.tls_place {
         TlsPlace::Bridge => "TLS ends in the bridge (it sees the plaintext)",
-        TlsPlace::Client => "TLS ends in this client (end to end: the bridge relays ciphertext only)",
+        TlsPlace::Client if f.bridge.is_some() => {
+            "TLS ends in this client (end to end: the bridge relays ciphertext only)"
+        }
+        TlsPlace::Client => "TLS ends in this client (its own rustls)",
         TlsPlace::Transport => "TLS ends in this process (Node's TLS)",
     }
 }
@@ -785,15 +794,19 @@ fn notes(f: &Facts) -> Vec<String> {
             out.push("This session is in Gmail's recent mode (recent: before the user name).".into());
         }
     }
-    let caps = f.capa.after_login.as_ref().or(f.capa_before_login());
-    if let Some((expire, _)) = caps.and_then(|c| c.expire.as_ref()) {
+    let after = f.capa.after_login.as_ref();
+    let before = f.capa_before_login();
+    if let Some((expire, _)) =
+        after.and_then(|c| c.expire.as_ref()).or(before.and_then(|c| c.expire.as_ref()))
+    {
         match expire {
             Expire::Days(0) => out.push("EXPIRE 0: the server deletes each message once it was retrieved; mail cannot be left on the server.".into()),
             Expire::Days(n) => out.push(format!("EXPIRE {n}: the server deletes retrieved messages after {n} days.")),
             Expire::Never => {}
         }
     }
-    if let Some((secs, _)) = caps.and_then(|c| c.login_delay).filter(|(s, _)| *s > 0) {
+    let delay = after.and_then(|c| c.login_delay).or(before.and_then(|c| c.login_delay));
+    if let Some((secs, _)) = delay.filter(|(s, _)| *s > 0) {
         out.push(format!(
             "LOGIN-DELAY {secs}: at most one login every {secs} s; a check run more often is refused with [LOGIN-DELAY]."
         ));
@@ -935,14 +948,16 @@ fn capabilities_json(j: &mut Json, f: &Facts) {
 }
 
 fn extensions_json(j: &mut Json, f: &Facts) {
-    // Per-user values are what the server says after the login.
+    // Per-user values are what the server says after the login, where it
+    // says them; else what it said before.
     let before = f.capa_before_login();
-    let caps = f.capa.after_login.as_ref().or(before);
+    let after = f.capa.after_login.as_ref();
+    let latest = |g: fn(&Capabilities) -> bool| after.filter(|c| g(c)).or(before);
     j.begin_object();
     let flag = |j: &mut Json, k: &str, v: bool| {
         j.key(k).bool(v);
     };
-    let any = |g: fn(&Capabilities) -> bool| caps.is_some_and(g) || before.is_some_and(g);
+    let any = |g: fn(&Capabilities) -> bool| after.is_some_and(g) || before.is_some_and(g);
     flag(j, "pipelining", any(|c| c.pipelining));
     flag(j, "pipeliningUsed", f.pipelining);
     flag(j, "respCodes", any(|c| c.resp_codes));
@@ -953,7 +968,7 @@ fn extensions_json(j: &mut Json, f: &Facts) {
     flag(j, "stls", offers_stls(f));
     flag(j, "utf8", any(|c| c.utf8.is_some()));
     j.key("loginDelay");
-    match caps.and_then(|c| c.login_delay) {
+    match latest(|c| c.login_delay.is_some()).and_then(|c| c.login_delay) {
         Some((s, per_user)) => {
             j.begin_object().key("seconds").int(i64::from(s)).key("perUser").bool(per_user).end_object();
         }
@@ -962,7 +977,7 @@ fn extensions_json(j: &mut Json, f: &Facts) {
         }
     }
     j.key("expire");
-    match caps.and_then(|c| c.expire.as_ref()) {
+    match latest(|c| c.expire.is_some()).and_then(|c| c.expire.as_ref()) {
         Some((e, per_user)) => {
             let value = match e {
                 Expire::Never => "NEVER".to_string(),
@@ -974,7 +989,8 @@ fn extensions_json(j: &mut Json, f: &Facts) {
             j.null();
         }
     }
-    j.key("implementation").opt_string(caps.and_then(|c| c.implementation.as_deref()));
+    j.key("implementation")
+        .opt_string(latest(|c| c.implementation.is_some()).and_then(|c| c.implementation.as_deref()));
     j.end_object();
 }
 
@@ -1079,7 +1095,7 @@ pub(super) fn json(d: &Diagnosis) -> String {
         j.end_object();
     }
     j.end_array();
-    j.key("greeting").opt_string(f.greeting.as_ref().map(|g| format!("+OK {}", g.text)).as_deref());
+    j.key("greeting").opt_string(greeting(f).as_deref());
     j.key("provider");
     match rules::recognise(&f.host, f.greeting.as_ref().map(|g| g.text.as_str())) {
         Some(p) => {

@@ -164,6 +164,10 @@ fn gather(
         uidl,
         deviations: s.deviations().to_vec(),
         first_bytes: c.first_bytes.clone(),
+        greeting_line: s.greeting().map(|_| {
+            let line = c.greeting_line.strip_suffix(b"\n").unwrap_or(&c.greeting_line);
+            String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line)).into_owned()
+        }),
         now: c.now,
         greeting_deadline: c.cfg.deadlines.greeting,
     }

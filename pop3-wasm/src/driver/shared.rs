@@ -74,6 +74,9 @@ pub(super) struct Core {
     /// The first octets the transport brought, before any TLS in the
     /// client: what a diagnosis reads a port's protocol from.
     pub first_bytes: Vec<u8>,
+    /// The first line of the POP3 stream (after TLS in the client), as
+    /// sent: the greeting, byte for byte, for a report.
+    pub greeting_line: Vec<u8>,
     last_activity: Millis,
     /// The connect sequence is done: the keepalive may run.
     pub ready: bool,
@@ -130,6 +133,7 @@ impl Core {
             engine: None,
             phases: Vec::new(),
             first_bytes: Vec::new(),
+            greeting_line: Vec::new(),
             last_activity: now,
             ready: false,
             close_sent: false,
@@ -343,11 +347,24 @@ impl Core {
                 self.tls_ready(summary, true);
             }
             if !plain.is_empty() {
+                self.first_line(&plain);
                 self.session.feed(&plain);
             }
             return;
         }
+        self.first_line(bytes);
         self.session.feed(bytes);
+    }
+
+    /// Keeps the stream's first line (at most 512 octets, RFC 1939's
+    /// longest response line).
+    fn first_line(&mut self, plain: &[u8]) {
+        let done = self.greeting_line.last() == Some(&b'\n') || self.greeting_line.len() >= 512;
+        if !done {
+            let end = plain.iter().position(|b| *b == b'\n').map_or(plain.len(), |p| p + 1);
+            let n = end.min(512 - self.greeting_line.len());
+            self.greeting_line.extend_from_slice(&plain[..n]);
+        }
     }
 
     pub fn transport_failed(&mut self, why: TransportFailure) {

@@ -58,8 +58,11 @@ const COLLECT_BLOCK: u32 = 1024 * 1024;
 type Shared = Rc<RefCell<Inner>>;
 
 /// How a finished operation's output becomes a JS value.
-enum Kind {
+pub(super) enum Kind {
     Connect,
+    /// `runDiagnosis`: resolves with a `Diagnosis` (the session is over).
+    #[cfg(feature = "diagnose")]
+    Diagnosis,
     /// Resolves with the converted output.
     Value,
     /// `retrMany`, `deleMany`: the ids, for the result objects.
@@ -67,6 +70,19 @@ enum Kind {
     DeleMany(Vec<u32>),
     /// `retrStream`/`topStream`: the stream to resolve with.
     Stream(JsValue),
+}
+
+impl Kind {
+    /// The session's first operation: until it ends, only CONNECTING
+    /// holds the session.
+    fn opens(&self) -> bool {
+        match self {
+            Kind::Connect => true,
+            #[cfg(feature = "diagnose")]
+            Kind::Diagnosis => true,
+            _ => false,
+        }
+    }
 }
 
 /// A call waiting for its operation.
@@ -239,7 +255,7 @@ fn event(shared: &Shared, inner: &mut Inner, ev: Event, actions: &mut Vec<Action
     match ev {
         Event::Done { op, result } => {
             let Some(p) = inner.take_pending(op) else { return };
-            if matches!(p.kind, Kind::Connect) {
+            if p.kind.opens() {
                 // From now on the session is held by its Pop3Client (or dropped).
                 CONNECTING.with(|l| l.borrow_mut().retain(|s| !Rc::ptr_eq(s, shared)));
             }
@@ -326,6 +342,8 @@ fn event(shared: &Shared, inner: &mut Inner, ev: Event, actions: &mut Vec<Action
 fn output(shared: &Shared, inner: &mut Inner, op: OpId, kind: &Kind, out: Output) -> JsValue {
     match (kind, out) {
         (Kind::Connect, _) => JsValue::from(Pop3Client { shared: shared.clone() }),
+        #[cfg(feature = "diagnose")]
+        (_, Output::Diagnosis(facts)) => super::diagnose::diagnosis_js(facts),
         (Kind::Stream(stream), _) => stream.clone(),
         (Kind::RetrMany(ids), Output::RetrMany(results)) => ids
             .iter()
@@ -521,7 +539,7 @@ fn call_then(
     promise
 }
 
-fn rejected(e: impl Into<JsValue>) -> Promise {
+pub(super) fn rejected(e: impl Into<JsValue>) -> Promise {
     Promise::reject(&e.into())
 }
 
@@ -670,7 +688,7 @@ fn handler(weak: &Weak<RefCell<Inner>>, f: fn(&Shared, JsValue)) -> Function {
 
 // ---------------------------------------------------------------- options
 
-fn get(o: &JsValue, k: &str) -> JsValue {
+pub(super) fn get(o: &JsValue, k: &str) -> JsValue {
     if o.is_object() { Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED) } else { JsValue::UNDEFINED }
 }
 
@@ -678,7 +696,7 @@ fn absent(v: &JsValue) -> bool {
     v.is_undefined() || v.is_null()
 }
 
-fn opt_string(o: &JsValue, k: &str) -> Result<Option<String>, Failure> {
+pub(super) fn opt_string(o: &JsValue, k: &str) -> Result<Option<String>, Failure> {
     let v = get(o, k);
     if absent(&v) {
         return Ok(None);
@@ -854,8 +872,8 @@ export interface ConnectOptions {
 "#;
 
 /// What `Pop3Client.connect` needs besides the driver's config.
-struct Connect {
-    config: Config,
+pub(super) struct Connect {
+    pub(super) config: Config,
     websocket: JsValue,
     pipe: JsValue,
     signal: JsValue,
@@ -864,7 +882,7 @@ struct Connect {
 }
 
 /// The options object of `Pop3Client.connect`, read into the driver's config.
-fn read_connect(o: &JsValue) -> Result<Connect, Failure> {
+pub(super) fn read_connect(o: &JsValue) -> Result<Connect, Failure> {
     if !o.is_object() {
         return Err(Failure::invalid_argument("connect() takes an options object"));
     }
@@ -934,6 +952,12 @@ fn js_nfkc(s: &str) -> String {
 
 /// Opens the session: the transport, then the driver's connect sequence.
 fn connect(c: Connect) -> Result<Promise, Failure> {
+    open(c, Request::Connect, Kind::Connect)
+}
+
+/// Opens the transport and starts `request` (the connect sequence, or a
+/// diagnosis that runs it itself) as the session's first operation.
+pub(super) fn open(c: Connect, request: Request, kind: Kind) -> Result<Promise, Failure> {
     let route_is_bridge = matches!(c.config.route, Route::Bridge { .. });
     let (url, host, port) = match &c.config.route {
         Route::Bridge { url, .. } => (url.clone(), c.config.host.clone(), c.config.port),
@@ -981,7 +1005,7 @@ fn connect(c: Connect) -> Result<Promise, Failure> {
     };
     shared.borrow_mut().transport = Some(transport);
     CONNECTING.with(|l| l.borrow_mut().push(shared.clone()));
-    Ok(call(&shared, Request::Connect, Ctx { timeout_ms: None, signal: c.signal }, Kind::Connect, None))
+    Ok(call(&shared, request, Ctx { timeout_ms: None, signal: c.signal }, kind, None))
 }
 
 // ------------------------------------------------------------ the class

@@ -13,6 +13,8 @@
 //! are structural, so any object with the browser WebSocket's shape works.
 
 mod client;
+#[cfg(feature = "diagnose")]
+mod diagnose;
 mod failure;
 mod js;
 #[cfg(feature = "tls")]

@@ -281,7 +281,7 @@ struct Pair {
     /// The bridge answers `connect` with this error (code, message).
     bridge_refuses: Option<(&'static str, String)>,
     /// The CA the end-to-end tests' driver trusts.
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    #[allow(dead_code)]
     driver_ca: Vec<u8>,
 }
 
