@@ -242,38 +242,48 @@ test('--serverinfo against Dovecot with STLS: the diagnosis report, step by step
   assert.ok(!text.includes(dc.users.alice.password));
 });
 
-test('--serverinfo --json: the check\'s JSON with the report exactly as diagnose() gives it', async () => {
+test('--serverinfo --json: the report exactly as diagnose() gives it; the status in the exit code', async () => {
   const { diagnose } = await import('pop3-wasm');
   const args = [`pop3s://alice@127.0.0.1:${dc.ports.pop3s}`, '--bridge', bridge.url, '--serverinfo', '--json'];
   const r = await check(args, pw());
   assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal(r.lines.length, 1, 'one JSON line');
   const out = JSON.parse(r.lines[0]);
-  assert.equal(out.status, 'OK');
   const report = await diagnose({ bridge: bridge.url, host: '127.0.0.1', port: dc.ports.pop3s, tls: 'implicit', user: 'alice', password: dc.users.alice.password, timeoutMs: 10_000 });
   // The same report but for what differs from run to run: times, the
   // greeting's APOP timestamp, SCRAM's challenges, the start time.
   const vary = (v) => v.replace(/<[^>]+>/g, '<ts>').replace(/\(\d+ days\)/, '(N days)').replace(/^\+ \S+$/, '+ challenge');
   const stable = (x) => JSON.parse(JSON.stringify(x), (k, v) => (k === 'ms' || k === 'latencyMs' || k === 'startedAt' ? 0 : typeof v === 'string' ? vary(v) : v));
-  assert.deepEqual(stable(out.serverinfo), stable(report));
-  assert.deepEqual(out.serverinfo.steps.map((s) => [s.name, s.status]), [
+  assert.deepEqual(stable(out), stable(report));
+  assert.deepEqual(Object.keys(out), Object.keys(report), 'nothing added, in the same order');
+  assert.deepEqual(out.steps.map((s) => [s.name, s.status]), [
     ['connect', 'pass'], ['tls', 'pass'], ['greeting', 'pass'], ['capa', 'pass'], ['auth', 'pass'], ['capa-after-login', 'pass'], ['stat', 'pass'], ['uidl', 'pass'],
   ]);
-  assert.equal(out.serverinfo.tls.ends, 'bridge');
-  assert.equal(out.timings.total, out.serverinfo.ms / 1000);
+  assert.equal(out.tls.ends, 'bridge');
   assert.ok(!r.stdout.includes(dc.users.alice.password));
+  // A threshold still decides the exit code (any total time is over 0 s): WARNING, and the same report.
+  const w = await check([...args, '-w', '0'], pw());
+  assert.equal(w.code, 1, w.stdout);
+  assert.equal(JSON.parse(w.lines[0]).ok, true);
 });
 
 test('--serverinfo with a wrong password: CRITICAL, the auth step failed with its hint', async () => {
   const r = await check([...direct(), '--serverinfo', '--json'], { POP3_PASSWORD: 'wrong-password' });
   assert.equal(r.code, 2, r.stdout);
   const out = JSON.parse(r.lines[0]);
-  assert.equal(out.status, 'CRITICAL');
+  assert.equal(out.ok, false);
   assert.equal(out.error.code, 'AUTH_FAILED');
-  const auth = out.serverinfo.steps.find((s) => s.name === 'auth');
+  const auth = out.steps.find((s) => s.name === 'auth');
   assert.equal(auth.status, 'fail');
   assert.equal(auth.detail, '-ERR [AUTH] Authentication failed.');
   assert.match(auth.hint, /password is wrong/);
   assert.ok(!r.stdout.includes('wrong-password'));
+  // The text report: the status line, then the report with the hint under the failed step.
+  const t = await check([...direct(), '--serverinfo'], { POP3_PASSWORD: 'wrong-password' });
+  assert.equal(t.code, 2, t.stdout);
+  assert.match(t.lines[0], /^POP3 CRITICAL - /);
+  assert.match(t.stdout, /^ {2}FAIL {2}auth +\d+(\.\d)? ms {2}-ERR \[AUTH\] Authentication failed\.\n {8,}→ .*password is wrong/m);
+  assert.ok(!t.stdout.includes('wrong-password'));
 });
 
 test('--serverinfo refuses --expect and --send-via (a diagnosis never commits)', async () => {
@@ -304,7 +314,7 @@ test('--serverinfo says what the client learnt, by the CVE-2007-1558 rule for AP
   cleanups.push(() => srv.stop());
   const r = await check([`pop3://u@127.0.0.1:${srv.port}?tls=none`, '--serverinfo', '--json'], { POP3_PASSWORD: 'p' });
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  const si = JSON.parse(r.lines[0]).serverinfo;
+  const si = JSON.parse(r.lines[0]);
   assert.deepEqual(si.mechanisms.usable, ['CRAM-MD5'], 'plain text: PLAIN and USER are out; no APOP without a valid timestamp');
   assert.equal(si.mechanisms.used, 'CRAM-MD5');
   assert.equal(si.apop.usable, false);

@@ -4,7 +4,8 @@
 // ('label'=value[UOM];[warn];[crit];[min];[max]), then, with --serverinfo,
 // the diagnosis as long output: the check then runs as diagnose() (the
 // package's analyzer, one session step by step, never QUIT) and its status
-// comes from the report.
+// comes from the report; with --json it prints the report itself, exactly
+// as diagnose() resolves it, and says the status by the exit code only.
 import { Command, CommanderError, Option } from 'commander';
 import fs from 'node:fs';
 import { ErrorCode, Pop3Error, UsageError, connectOptions, daysUntil, parseDuration, parsePort, credentials, target } from './common.js';
@@ -108,7 +109,7 @@ export function program() {
     .option('--every <duration>', 'loop: check every duration (60s, 5m), one JSON line per check', arg(parseDuration))
     .option('--count <n>', 'with --every: stop after n checks', arg(parseCount))
     .option('--serverinfo', 'run the check as a diagnosis and print its report: each step timed with what to do about a failure, the certificate chain, capabilities before/after STLS and login, mechanisms, UIDL sanity, deviations')
-    .option('--json', 'print the result as one JSON object instead of the status line')
+    .option('--json', 'print the result as one JSON object instead of the status line (with --serverinfo: the report exactly as diagnose() gives it; the status is the exit code)')
     .option('-v, --verbose', 'print the POP3 dialogue (C:/S:, secrets redacted) on stderr')
     .addHelpText(
       'after',
@@ -152,7 +153,7 @@ Examples:
   SMTP_USER=monitor SMTP_PASSWORD=… pop3-check pop3s://monitor@pop.example.com \\
              --send-via smtp://mx.example.com:587 --send-to monitor@example.com --delivery-warn 30s
   pop3-check pop3s://pop.example.com --serverinfo
-  POP3_PASSWORD=… pop3-check pop3://monitor@pop.example.com --serverinfo --json   # the report as diagnose() gives it
+  POP3_PASSWORD=… pop3-check pop3://monitor@pop.example.com --serverinfo --json   # the report exactly as diagnose() gives it
   pop3-check pop3s://monitor@pop.example.com --every 60s    # one JSON line per minute`,
     );
   return p;
@@ -444,7 +445,10 @@ export async function main(argv, { stdout = process.stdout, stderr = process.std
 
   if (o.every === undefined) {
     const r = await checkOnce(t, o, cred);
-    if (o.json) stdout.write(`${JSON.stringify(json(r, o))}\n`);
+    // --serverinfo --json: the report exactly as diagnose() resolves it (the
+    // status is the exit code); the check's JSON only when no diagnosis ran
+    // (the password could not be read).
+    if (o.json) stdout.write(`${JSON.stringify(r.serverinfo ?? json(r, o))}\n`);
     else {
       stdout.write(`${statusLine(r, o)}\n`);
       // Long output (Nagios' lines after the first): what the code means.
