@@ -208,8 +208,11 @@ async function diagnosisCheck(t, o, cred) {
     Object.defineProperty(r, 'exception', { value: e, configurable: true });
     return r;
   }
+  // Without --end-to-end, diagnose()'s own default: directly, TLS in the
+  // client (the report then has the chain as the server sent it); through
+  // a bridge, the bridge's TLS.
   const report = await diagnose(
-    connectOptions(t, {
+    connectOptions({ ...t, endToEnd: t.endToEnd || undefined }, {
       timeoutMs: o.timeout,
       user: t.user,
       password: secret.password,
