@@ -43,6 +43,8 @@ test('the packed tarball installs into an empty project and RETRs byte-exact', (
     'package/pop3-wasm/js/error-codes.js', 'package/pop3-wasm/js/error-codes.d.ts', 'package/pop3-wasm/js/errors.d.ts',
     'package/pop3-wasm/pkg/pop3_wasm_bg.wasm', 'package/pop3-wasm/pkg/pop3_wasm.d.ts',
     'package/pop3-wasm/pkg/pop3_wasm_tls.js', 'package/pop3-wasm/pkg/pop3_wasm_tls_bg.wasm',
+    'package/pop3-wasm/js/diagnose.js', 'package/pop3-wasm/js/diagnose.d.ts',
+    'package/pop3-wasm/pkg/pop3_wasm_diag.js', 'package/pop3-wasm/pkg/pop3_wasm_diag_bg.wasm',
   ]) {
     assert.ok(listing.includes(f), `${f} missing from the tarball:\n${listing.join('\n')}`);
   }
@@ -78,6 +80,15 @@ process.stdout.write(Buffer.from(body).toString('base64') + '\\n' + (Pop3Error.p
     { cwd: app, encoding: 'utf8', env: { ...process.env, POP3_PASSWORD: a.password } },
   );
   assert.match(check, new RegExp(`^POP3 OK - ${a.count} messages `));
+  // The analyzer's module loads from the installed package too (pop3-check --serverinfo runs diagnose()).
+  const report = JSON.parse(
+    execFileSync(
+      path.join(app, 'node_modules', '.bin', 'pop3-check'),
+      [`pop3s://${a.name}@127.0.0.1:${dc.ports.pop3s}`, '--ca-file', dc.caFile, '--serverinfo', '--json'],
+      { cwd: app, encoding: 'utf8', env: { ...process.env, POP3_PASSWORD: a.password } },
+    ),
+  );
+  assert.deepEqual([report.ok, report.mailbox.count, report.tls.ends], [true, a.count, 'client']);
 });
 
 test('a page importing the package, bundled by Vite, lists the mailbox in Chromium through the bridge', async () => {
@@ -107,8 +118,13 @@ try {
   const vite = path.join(REPO_ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
   const log = execFileSync(process.execPath, [vite, 'build', '--logLevel', 'info'], { cwd: web, encoding: 'utf8' });
   const assets = fs.readdirSync(path.join(web, 'dist', 'assets'));
-  // Both modules: the TLS-capable one as its own asset, for a session that asks.
-  assert.equal(assets.filter((f) => f.endsWith('.wasm')).length, 2, `Vite's .wasm assets: ${assets.join(', ')}\n${log}`);
+  // The three modules: the TLS-capable one and the analyzer's as assets of
+  // their own, fetched only by a session that asks and by diagnose().
+  assert.deepEqual(
+    assets.filter((f) => f.endsWith('.wasm')).map((f) => f.replace(/-[\w-]+\.wasm$/, '.wasm')).sort(),
+    ['pop3_wasm_bg.wasm', 'pop3_wasm_diag_bg.wasm', 'pop3_wasm_tls_bg.wasm'],
+    `Vite's .wasm assets: ${assets.join(', ')}\n${log}`,
+  );
 
   // The bundle is served by a bridge of its own (same origin as its WebSocket).
   const pageBridge = await startBridgeFor(dc, { serve: path.join(web, 'dist') });
@@ -117,11 +133,14 @@ try {
     const page = await browser.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
+    const fetched = [];
+    page.on('request', (r) => fetched.push(r.url()));
     const a = dc.users.alice;
     const q = new URLSearchParams({ bridge: pageBridge.url, host: dc.host, port: String(dc.ports.pop3s), user: a.name, password: a.password });
     const result = await testPageResult(page, `${pageBridge.httpUrl}/index.html?${q}`);
     assert.deepEqual(result, { ok: true, protocol: result.protocol, endToEnd: false, uids: a.uids.map((uid, i) => ({ id: i + 1, uid })) });
     assert.match(result.protocol, /^TLSv1\.[23]$/);
+    assert.ok(!fetched.some((u) => /pop3_wasm_(tls|diag)/.test(u)), `a bridge-side session fetches neither: ${fetched.join(' ')}`);
     assert.deepEqual(errors, []);
 
     // End to end: the bundle's TLS-capable chunk, loaded by the session that asks.
