@@ -14,11 +14,10 @@ const gc = vm.runInNewContext('gc');
 import { startScripted, preamble } from '../fixtures/scripted.mjs';
 import { startBridge } from '../fixtures/bridge.mjs';
 import { rejectsWith } from '../fixtures/assert.mjs';
+import { runCleanups } from '../fixtures/cleanup.mjs';
 
 const cleanups = [];
-after(async () => {
-  for (const f of cleanups.reverse()) await f();
-});
+after(() => runCleanups(cleanups));
 
 const b64 = (s) => Buffer.from(s, 'latin1').toString('base64');
 const unb64 = (s) => Buffer.from(s, 'base64').toString('latin1');

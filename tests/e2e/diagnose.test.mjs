@@ -13,6 +13,7 @@ import { startBridge, startBridgeFor } from '../fixtures/bridge.mjs';
 import { startEndToEndBridge } from '../fixtures/e2e-bridge.mjs';
 import { startScripted } from '../fixtures/scripted.mjs';
 import { rejectsWith } from '../fixtures/assert.mjs';
+import { runCleanups } from '../fixtures/cleanup.mjs';
 
 let dc;
 let bridge;
@@ -34,9 +35,12 @@ before(async () => {
 });
 
 after(async () => {
-  for (const f of cleanups.reverse()) await f();
-  await Promise.all([bridge?.stop(), bare?.stop(), e2e?.stop()]);
-  await dc?.stop();
+  try {
+    await runCleanups(cleanups);
+  } finally {
+    await Promise.all([bridge?.stop(), bare?.stop(), e2e?.stop()]);
+    await dc?.stop();
+  }
 });
 
 const ALICE = () => ({ user: 'alice', password: dc.users.alice.password });

@@ -30,6 +30,7 @@ import { startInjectingStlsServer } from '../fixtures/stls-server.mjs';
 import { rejectsWith } from '../fixtures/assert.mjs';
 import { REPO_ROOT } from '../fixtures/bridge.mjs';
 import { launchChromium, collectPageErrors, screenshot, checkerConnect, checkerRows, playgroundType, writeTestPage, testPageResult } from '../fixtures/browser.mjs';
+import { runCleanups } from '../fixtures/cleanup.mjs';
 
 let dc;
 let certs;
@@ -42,8 +43,11 @@ before(async () => {
 });
 
 after(async () => {
-  for (const f of cleanups.reverse()) await f();
-  await dc?.stop();
+  try {
+    await runCleanups(cleanups);
+  } finally {
+    await dc?.stop();
+  }
 });
 
 const ALICE = () => dc.users.alice;

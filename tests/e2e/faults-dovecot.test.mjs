@@ -15,6 +15,7 @@ import WebSocket from 'ws';
 import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startBridge, startBridgeFor, REPO_ROOT } from '../fixtures/bridge.mjs';
 import { startRelay } from '../fixtures/relay.mjs';
+import { runCleanups } from '../fixtures/cleanup.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let dc;
@@ -38,8 +39,11 @@ before(async () => {
   aliceCount = dc.users.alice.count + 1;
 });
 after(async () => {
-  for (const f of cleanups.reverse()) await f();
-  await dc?.stop();
+  try {
+    await runCleanups(cleanups);
+  } finally {
+    await dc?.stop();
+  }
 });
 
 async function closedWith(promise, code = 'CONNECTION_CLOSED') {

@@ -18,6 +18,7 @@ import { Pop3Client, Pop3Error } from 'pop3-wasm';
 import { wasmMemoryBytes } from '../../pop3-wasm/pkg/pop3_wasm.js';
 import { startScripted, preamble } from '../fixtures/scripted.mjs';
 import { startBridge } from '../fixtures/bridge.mjs';
+import { runCleanups } from '../fixtures/cleanup.mjs';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
@@ -33,9 +34,7 @@ const PEAK_SLACK = 32 * MiB;
 // body itself is no longer held.
 const AFTER_SLACK = MAX_BODY / 2 + 64 * MiB;
 const cleanups = [];
-after(async () => {
-  for (const f of cleanups.reverse()) await f();
-});
+after(() => runCleanups(cleanups));
 
 async function endlessServer() {
   const state = { sent: 0 };

@@ -13,15 +13,14 @@ import { Pop3Client, Pop3Error } from 'pop3-wasm';
 import { wasmMemoryBytes } from '../../pop3-wasm/pkg/pop3_wasm.js';
 import { startScripted, preamble } from '../fixtures/scripted.mjs';
 import { startBridge } from '../fixtures/bridge.mjs';
+import { runCleanups } from '../fixtures/cleanup.mjs';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const cleanups = [];
-after(async () => {
-  for (const f of cleanups.reverse()) await f();
-});
+after(() => runCleanups(cleanups));
 
 // A scripted server (Nagle off: small writes go out as they are) and, via
 // the bridge, a bridge allowing it; direct: the Node transport, no bridge.

@@ -10,12 +10,11 @@ import tls from 'node:tls';
 import { Pop3Client, Pop3Error } from 'pop3-wasm';
 import { startBridge } from '../fixtures/bridge.mjs';
 import { makeTestCertificates } from '../fixtures/certs.mjs';
+import { runCleanups } from '../fixtures/cleanup.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const cleanups = [];
-after(async () => {
-  for (const f of cleanups.reverse()) await f();
-});
+after(() => runCleanups(cleanups));
 
 // ------------------------------------------------------------ certificates
 

@@ -18,6 +18,7 @@ import { startDovecot } from '../fixtures/dovecot.mjs';
 import { startBridge, REPO_ROOT } from '../fixtures/bridge.mjs';
 import { startScripted, preamble } from '../fixtures/scripted.mjs';
 import { launchChromium, checkerConnect } from '../fixtures/browser.mjs';
+import { runCleanups } from '../fixtures/cleanup.mjs';
 
 const CLI = path.join(REPO_ROOT, 'pop3-wasm', 'js', 'cli');
 
@@ -72,9 +73,12 @@ passdb {
 });
 
 after(async () => {
-  for (const f of cleanups.reverse()) await f();
-  await browser?.close();
-  await dc?.stop();
+  try {
+    await runCleanups(cleanups);
+  } finally {
+    await browser?.close();
+    await dc?.stop();
+  }
 });
 
 /** Runs one of the CLIs; resolves { code, stdout, stderr }. */
