@@ -391,7 +391,7 @@ async fn session(
         }
         Err(Refusal::ResolveFailed(why)) => {
             info!(why = %why.escape_debug(), "resolution failed");
-            return Err(Failure::new(ErrorCode::ConnectFailed, "host name did not resolve"));
+            return Err(Failure::new(ErrorCode::ConnectFailed, wire::ConnectFailure::NoSuchHost.to_string()));
         }
     };
     let Some(host) = Host::parse(&connect.host) else {

@@ -19,7 +19,7 @@ use tokio_rustls::{TlsConnector, client::TlsStream};
 
 use crate::{
     policy::Host,
-    wire::{CertificateInfo, TlsInfo},
+    wire::{CertificateInfo, ConnectFailure, TlsInfo, TlsReason},
 };
 
 /// The longest STLS reply line the bridge reads: the core's, whose rule
@@ -87,12 +87,12 @@ pub async fn connect_tcp(addrs: &[SocketAddr], deadline: Duration) -> Result<Tcp
             }
         }
         Err(match last {
-            Some(e) if e.kind() == io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-            Some(e) => format!("connection failed: {e}"),
+            Some(e) if e.kind() == io::ErrorKind::ConnectionRefused => ConnectFailure::Refused.to_string(),
+            Some(e) => ConnectFailure::Other(e.to_string()).to_string(),
             None => "no address to connect to".to_string(),
         })
     };
-    timeout(deadline, attempt).await.unwrap_or_else(|_| Err("connection timed out".to_string()))
+    timeout(deadline, attempt).await.unwrap_or_else(|_| Err(ConnectFailure::TimedOut.to_string()))
 }
 
 /// The name the certificate must match: an IP literal verifies against an
@@ -123,25 +123,28 @@ pub async fn tls_handshake(
     Ok((stream, info))
 }
 
-/// Turns a handshake failure into a sentence a postmaster can act on.
+/// Turns a handshake failure into a sentence a postmaster can act on: the
+/// shared words of [`TlsReason`] (the client's engine and its direct
+/// transport say the same), with the detail rustls gives where there is
+/// no word for it.
 pub fn describe_tls_error(e: &io::Error) -> String {
     let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
         return match e.kind() {
-            io::ErrorKind::UnexpectedEof => "server closed the connection during the TLS handshake".into(),
+            io::ErrorKind::UnexpectedEof => TlsReason::Truncated.sentence().into(),
             _ => format!("TLS handshake failed: {e}"),
         };
     };
     match err {
         rustls::Error::InvalidCertificate(cert) => match cert {
-            CertificateError::UnknownIssuer => "certificate not trusted (unknown issuer)".into(),
+            CertificateError::UnknownIssuer => TlsReason::Untrusted.sentence().into(),
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                "certificate expired".into()
+                TlsReason::Expired.sentence().into()
             }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "certificate not yet valid".into()
+                TlsReason::NotYetValid.sentence().into()
             }
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                "certificate not valid for the host name".into()
+                TlsReason::WrongName.sentence().into()
             }
             CertificateError::Revoked => "certificate revoked".into(),
             CertificateError::BadSignature => "certificate has a bad signature".into(),
