@@ -154,3 +154,7 @@ export declare function reportMarkdown(report: Diagnosis): string;
 /** `OK`, `OK, with warnings`, or `FAILED at <step>`. */
 export declare function verdict(report: Diagnosis): string;
 export declare function formatMs(ms: number | null | undefined): string;
+/** How the steps came out: the first failed step, else whether any warned. */
+export declare function outcome(report: Diagnosis): { status: 'pass' | 'warn' | 'fail'; step: string | null };
+/** A report's `target.tls` in words: `implicit TLS`, `STLS`, `no TLS`. */
+export declare function tlsModeText(mode: string): string;

@@ -76,6 +76,11 @@ const MARK = { pass: 'PASS', warn: 'WARN', fail: 'FAIL', skip: 'SKIP' };
 const ICON = { pass: '✅ pass', warn: '⚠️ warn', fail: '❌ fail', skip: '⏭ skip' };
 const TLS_MODE = { implicit: 'implicit TLS', starttls: 'STLS', none: 'no TLS' };
 
+/** A report's `target.tls` in words: `implicit TLS`, `STLS`, `no TLS`. */
+export function tlsModeText(mode) {
+  return TLS_MODE[mode] ?? mode;
+}
+
 /** `12.5 ms`, or '' when the step was not timed apart. */
 export function formatMs(ms) {
   if (ms === null || ms === undefined) return '';
@@ -84,15 +89,21 @@ export function formatMs(ms) {
 
 function where(r) {
   const t = r.target;
-  return `${t.host}:${t.port} (${TLS_MODE[t.tls] ?? t.tls}${t.endToEnd ? ', end to end' : ''})`;
+  return `${t.host}:${t.port} (${tlsModeText(t.tls)}${t.endToEnd ? ', end to end' : ''})`;
+}
+
+/** How the steps came out: `{ status: 'fail', step }` for the first failed one, else `warn` or `pass`. */
+export function outcome(r) {
+  const failed = r.steps.find((s) => s.status === 'fail');
+  if (failed) return { status: 'fail', step: failed.name };
+  return { status: r.steps.some((s) => s.status === 'warn') ? 'warn' : 'pass', step: null };
 }
 
 /** `OK`, or `FAILED at <step>`. */
 export function verdict(r) {
-  const failed = r.steps.find((s) => s.status === 'fail');
-  const warned = r.steps.some((s) => s.status === 'warn');
-  if (failed) return `FAILED at ${failed.name}`;
-  return warned ? 'OK, with warnings' : 'OK';
+  const o = outcome(r);
+  if (o.status === 'fail') return `FAILED at ${o.step}`;
+  return o.status === 'warn' ? 'OK, with warnings' : 'OK';
 }
 
 function certLines(c, i) {

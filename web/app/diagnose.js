@@ -6,19 +6,17 @@
 // only lays it out. Printing shows the report without the controls
 // (style.css, @media print).
 import { diagnose, reportMarkdown, Pop3Error } from '../pop3-wasm/js/browser.js';
-import { formatMs as msText } from '../pop3-wasm/js/diagnose.js';
+import { formatMs as msText, outcome, tlsModeText } from '../pop3-wasm/js/diagnose.js';
 import { $, el, connectOptions, explain, errorBox, formatSize } from './common.js';
 
 let report = null;
 
 const STATUS_WORD = { pass: 'Pass', warn: 'Warning', fail: 'Failed', skip: 'Skipped' };
-const TLS_MODE = { implicit: 'implicit TLS', starttls: 'STLS', none: 'no TLS' };
 
 function verdict(r) {
-  const failed = r.steps.find((s) => s.status === 'fail');
-  if (failed) return { cls: 'fail', text: `Failed at ${failed.name}` };
-  if (r.steps.some((s) => s.status === 'warn')) return { cls: 'warn', text: 'Passed, with warnings' };
-  return { cls: 'pass', text: 'Passed' };
+  const o = outcome(r);
+  const text = { fail: `Failed at ${o.step}`, warn: 'Passed, with warnings', pass: 'Passed' }[o.status];
+  return { cls: o.status, text };
 }
 
 function status(text) {
@@ -132,7 +130,7 @@ function render(r) {
   const t = r.target;
   $('diag-summary').replaceChildren(
     el('span', { class: `verdict ${v.cls}`, id: 'diag-verdict', text: v.text }),
-    ` ${t.host}:${t.port}, ${TLS_MODE[t.tls] ?? t.tls}${t.endToEnd ? ' end to end' : ''}, ${t.via === 'bridge' ? `through ${t.bridge}` : 'direct'}; ${msText(r.ms) || '0 ms'}; started ${r.startedAt}.`,
+    ` ${t.host}:${t.port}, ${tlsModeText(t.tls)}${t.endToEnd ? ' end to end' : ''}, ${t.via === 'bridge' ? `through ${t.bridge}` : 'direct'}; ${msText(r.ms) || '0 ms'}; started ${r.startedAt}.`,
   );
   $('diag-timeline').replaceChildren(timeline(r));
   $('diag-server').replaceChildren(serverFacts(r));
